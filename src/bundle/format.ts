@@ -1,0 +1,53 @@
+import {z} from 'zod'
+import {ArtifactKind, HealthCheck, UpstreamProof} from '../manifest/lock-format.js'
+
+export const BUNDLE_SCHEMA = 'ferry.bundle/v1'
+export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a digest "sha256:<64 hex>"')
+
+export const BundleArtifact = z.strictObject({
+  name: z.string().min(1),
+  kind: ArtifactKind,
+  digest: Digest,
+  size: z.number().int().nonnegative(),
+  mediaType: z.string().min(1),
+  /** images: the full reference; other kinds: absent */
+  ref: z.string().optional(),
+  /** where the bytes came from (URL or image reference) */
+  source: z.string(),
+  dest: z.string().optional(),
+  platform: z.string().optional(),
+  version: z.string().optional(),
+  upstream: UpstreamProof,
+})
+export type BundleArtifact = z.infer<typeof BundleArtifact>
+
+export const BundleManifest = z.strictObject({
+  schema: z.literal(BUNDLE_SCHEMA),
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  version: z.string().min(1),
+  created: z.string(),
+  expires: z.string(),
+  platforms: z.array(z.string()).min(1),
+  health: z.array(HealthCheck),
+  /** digest of the index.json entry */
+  index: Digest,
+  artifacts: z.array(BundleArtifact),
+  base: z.strictObject({name: z.string(), version: z.string(), digest: Digest}).optional(),
+  omitted: z.array(Digest).optional(),
+})
+export type BundleManifest = z.infer<typeof BundleManifest>
+
+/** Entry names in the order every bundle has them. */
+export const ENTRY = {
+  manifest: 'bundle.json',
+  signature: 'bundle.json.asc',
+  layout: 'oci-layout',
+  index: 'index.json',
+  blobPrefix: 'blobs/sha256/',
+} as const
+
+export const OCI_LAYOUT_BYTES = '{"imageLayoutVersion":"1.0.0"}'
+
+export function bundleFileName(name: string, version: string, baseVersion?: string): string {
+  return baseVersion ? `${name}-${version}-from-${baseVersion}.ferry.tar` : `${name}-${version}.ferry.tar`
+}

@@ -1,0 +1,64 @@
+import type {PublicKey} from 'openpgp'
+import {signatureKeyIds} from '../trust/verify.js'
+import {verifyDetached} from '../trust/verify.js'
+import {integrityError} from '../ui/errors.js'
+import type {BundleManifest} from './format.js'
+import {ENTRY} from './format.js'
+import type {BundleInput} from './input.js'
+import {readTar} from './tar-reader.js'
+import {parseBundleJson} from './verify.js'
+
+export interface Inspection {
+  path: string
+  size: number
+  manifest: BundleManifest
+  /** key ids or fingerprints named by the signature packets */
+  signatureKeys: string[]
+  /** set when trusted keys were given: the fingerprints whose signatures verified */
+  verifiedBy?: string[]
+}
+
+async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let n = 0
+  for await (const chunk of body) {
+    n += chunk.length
+    if (n > limit) throw integrityError('ENTRY_TOO_LARGE', `${name} is implausibly large`)
+    parts.push(Buffer.from(chunk))
+  }
+  return Buffer.concat(parts)
+}
+
+/**
+ * Reads only the head of a bundle (bundle.json and its signature): fast on a
+ * 10 GiB file. It does not check the blobs; `verifyBundleStream` does that.
+ */
+export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []): Promise<Inspection> {
+  const entries = readTar(input.open())
+  let bundleJson: Buffer | undefined
+  let signature: Buffer | undefined
+  try {
+    for await (const entry of entries) {
+      if (!bundleJson) {
+        if (entry.path !== ENTRY.manifest) throw integrityError('UNEXPECTED_ENTRY', `the first entry is "${entry.path}", not bundle.json: not a Ferry bundle`)
+        bundleJson = await collect(entry.body, 16 << 20, entry.path)
+      } else {
+        if (entry.path !== ENTRY.signature) throw integrityError('UNSIGNED', `bundle.json has no signature (found "${entry.path}")`)
+        signature = await collect(entry.body, 1 << 20, entry.path)
+        break
+      }
+    }
+  } finally {
+    await entries.return(undefined)
+  }
+  if (!bundleJson) throw integrityError('MISSING_ENTRY', `${input.label} is empty or not a Ferry bundle`)
+  if (!signature) throw integrityError('UNSIGNED', `${input.label} has no bundle.json.asc`)
+  const manifest = parseBundleJson(bundleJson)
+  const signatureKeys = await signatureKeyIds(signature)
+  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys}
+  if (keys.length) {
+    const verified = await verifyDetached(bundleJson, signature, keys, {what: 'bundle.json.asc'})
+    result.verifiedBy = verified.signers.map((s) => s.fingerprint)
+  }
+  return result
+}

@@ -1,0 +1,67 @@
+import {Command, Flags, Interfaces} from '@oclif/core'
+import {FerryError, toFerryError} from '../ui/errors.js'
+import {ProgressRenderer} from '../ui/progress.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+/**
+ * Owns what every Ferry command shares: the `--json` envelope, exit codes,
+ * NO_COLOR and progress drawing. Subclasses implement `run()` and return the
+ * result object; human output goes through `this.say()`.
+ */
+export abstract class BaseCommand extends Command {
+  static enableJsonFlag = true
+
+  static baseFlags = {
+    quiet: Flags.boolean({char: 'q', description: 'Print no progress, only the result.', helpGroup: 'GLOBAL'}),
+  }
+
+  private renderer?: ProgressRenderer
+
+  /** A progress listener for the core; draws nothing with --quiet. */
+  protected progress() {
+    if (this.argv.includes('--quiet') || this.argv.includes('-q')) return undefined
+    this.renderer ??= new ProgressRenderer()
+    return this.renderer.listener
+  }
+
+  protected stopProgress(): void {
+    this.renderer?.stop()
+  }
+
+  /** A line for people; suppressed with --json so stdout stays one JSON object. */
+  protected say(line = ''): void {
+    this.stopProgress()
+    if (!this.jsonEnabled()) this.log(line)
+  }
+
+  protected toSuccessJson(result: unknown): {status: number; result: unknown} {
+    return {status: 0, result}
+  }
+
+  protected toErrorJson(err: unknown): {status: number; error: {code: string; message: string}} {
+    const e = toFerryError(err)
+    return {status: e.exit, error: {code: e.code, message: e.message}}
+  }
+
+  async catch(err: Interfaces.CommandError): Promise<void> {
+    this.stopProgress()
+    const oclifExit = (err as {oclif?: {exit?: number}}).oclif?.exit
+    // oclif's own parse errors (unknown flag, missing arg) are usage errors.
+    const ferry =
+      err instanceof FerryError
+        ? err
+        : oclifExit !== undefined && !(err as {code?: string}).code?.startsWith('E')
+          ? new FerryError('usage', 'USAGE', err.message.split('\n')[0])
+          : toFerryError(err)
+    if (oclifExit === 0) return
+    process.exitCode = ferry.exit
+    if (this.jsonEnabled()) {
+      this.logJson(this.toErrorJson(ferry))
+    } else {
+      process.stderr.write(`ferry: ${ferry.message}\n`)
+    }
+    if (process.env.FERRY_DEBUG && ferry.cause) process.stderr.write(`${(ferry.cause as Error).stack ?? ferry.cause}\n`)
+    this.exit(ferry.exit)
+  }
+}

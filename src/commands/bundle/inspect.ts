@@ -1,0 +1,46 @@
+import {Args} from '@oclif/core'
+import {openBundleInput} from '../../bundle/input.js'
+import {inspectBundle} from '../../bundle/inspect.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {trustedKeyFlag} from '../../cli/flags.js'
+import {readPublicKeys} from '../../trust/keys.js'
+import {formatBytes} from '../../ui/format.js'
+
+export default class BundleInspect extends BaseCommand {
+  static summary = 'Show what a bundle carries, without reading all of it.'
+
+  static description = `Reads bundle.json and its signature from the head of the bundle and shows name, version, created, expires, the signers' key fingerprints and every artifact. Fast on any size. With --key, the signature is also checked; the blobs are not (use "ferry bundle verify").`
+
+  static examples = [
+    '<%= config.bin %> bundle inspect bundles/edge-site-2026.11.0.ferry.tar',
+    '<%= config.bin %> bundle inspect edge-site-2026.11.0.ferry.tar --key keys/release.pub.asc --json',
+  ]
+
+  static args = {
+    bundle: Args.string({description: 'bundle file (.ferry.tar)', required: true}),
+  }
+
+  static flags = {
+    key: trustedKeyFlag,
+  }
+
+  async run() {
+    const {args, flags} = await this.parse(BundleInspect)
+    const keys = flags.key?.length ? await readPublicKeys(flags.key) : []
+    const info = await inspectBundle(await openBundleInput(args.bundle), keys)
+    const m = info.manifest
+    this.say(`${m.name} ${m.version}  (${formatBytes(info.size)})`)
+    this.say(`  created   ${m.created}`)
+    this.say(`  expires   ${m.expires}`)
+    this.say(`  platforms ${m.platforms.join(', ')}`)
+    this.say(`  signers   ${info.signatureKeys.join(', ')}${info.verifiedBy ? '  (verified)' : '  (not verified: give --key)'}`)
+    if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}; ${m.omitted?.length ?? 0} blob(s) left out`)
+    this.say(`  artifacts:`)
+    const width = Math.max(...m.artifacts.map((a) => a.name.length), 4)
+    for (const a of m.artifacts) {
+      this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
+    }
+    if (m.health.length) this.say(`  health checks: ${m.health.map((h) => h.name).join(', ')}`)
+    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null}
+  }
+}

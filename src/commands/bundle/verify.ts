@@ -1,0 +1,50 @@
+import {Args} from '@oclif/core'
+import {openBundleInput} from '../../bundle/input.js'
+import {verifyBundleStream} from '../../bundle/verify.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {trustedKeyFlag} from '../../cli/flags.js'
+import {readPublicKeys} from '../../trust/keys.js'
+import {usageError} from '../../ui/errors.js'
+import {formatBytes} from '../../ui/format.js'
+
+export default class BundleVerify extends BaseCommand {
+  static summary = 'Check a bundle end to end: signature, expiry, every byte.'
+
+  static description = `One streaming pass over the bundle in constant memory: bundle.json's signature is checked against the keys you trust before anything else is believed, then every blob is hashed as it streams by and checked against the signed digests, and the OCI image graph must close.
+
+Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated, misplaced or unsafe entries (links, absolute paths, ".."), wrong digests or sizes. Refused with exit 4 (trust): no signature, a signature by a key you did not give, an expired bundle.`
+
+  static examples = [
+    '<%= config.bin %> bundle verify bundles/edge-site-2026.11.0.ferry.tar --key keys/release.pub.asc',
+    '<%= config.bin %> bundle verify edge-site-2026.11.0.ferry.tar -k old.pub.asc -k new.pub.asc --json',
+  ]
+
+  static args = {
+    bundle: Args.string({description: 'bundle file (.ferry.tar)', required: true}),
+  }
+
+  static flags = {
+    key: trustedKeyFlag,
+  }
+
+  async run() {
+    const {args, flags} = await this.parse(BundleVerify)
+    if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) to trust with --key PUB.asc')
+    const keys = await readPublicKeys(flags.key)
+    const input = await openBundleInput(args.bundle)
+    const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress()})
+    const m = report.manifest
+    this.say(`OK ${input.label}: ${m.name} ${m.version}, ${report.blobs} blobs, ${formatBytes(report.bytes)}`)
+    this.say(`  signed by ${report.signers.map((s) => s.fingerprint).join(', ')}; expires ${m.expires}`)
+    return {
+      path: input.label,
+      name: m.name,
+      version: m.version,
+      expires: m.expires,
+      signers: report.signers.map((s) => s.fingerprint),
+      blobs: report.blobs,
+      bytes: report.bytes,
+      digest: report.manifestDigest,
+    }
+  }
+}

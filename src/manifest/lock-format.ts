@@ -1,0 +1,64 @@
+import {z} from 'zod'
+
+/** How an artifact's bytes were tied to something upstream published. */
+export const UpstreamProof = z.strictObject({
+  /** sha256: pinned in the manifest; checksum-file: listed in an upstream checksum file;
+   *  checksum-file+pgp: ... whose detached OpenPGP signature verified; registry: OCI digest */
+  verifiedBy: z.enum(['sha256', 'checksum-file', 'checksum-file+pgp', 'registry']),
+  checksumUrl: z.string().optional(),
+  signatureUrl: z.string().optional(),
+  /** fingerprint of the key that signed the checksum file */
+  key: z.string().optional(),
+})
+export type UpstreamProof = z.infer<typeof UpstreamProof>
+
+export const ArtifactKind = z.enum(['vm', 'k3s', 'kubernetes', 'image', 'file'])
+export type ArtifactKind = z.infer<typeof ArtifactKind>
+
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex')
+
+export const LockedArtifact = z.strictObject({
+  /** unique within the bundle, e.g. "k3s/k3s-airgap-images-amd64.tar.zst" */
+  name: z.string().min(1),
+  kind: ArtifactKind,
+  url: z.string().min(1),
+  sha256: Sha256Hex,
+  size: z.number().int().nonnegative(),
+  mediaType: z.string().min(1),
+  /** where the device installs it (binaries, files), relative to the slot */
+  dest: z.string().optional(),
+  /** linux/amd64 etc., when the artifact is for one platform */
+  platform: z.string().optional(),
+  /** version of what it carries (k3s/kubernetes version) */
+  version: z.string().optional(),
+  upstream: UpstreamProof,
+})
+export type LockedArtifact = z.infer<typeof LockedArtifact>
+
+export const HealthCheck = z.strictObject({
+  name: z.string().min(1),
+  /** a shell command; passes on exit 0 */
+  run: z.string().optional(),
+  /** an HTTP GET; passes on a 2xx answer */
+  http: z.string().optional(),
+  /** seconds */
+  timeout: z.number().positive().default(60),
+  retries: z.number().int().nonnegative().default(0),
+  /** seconds between retries */
+  interval: z.number().nonnegative().default(5),
+})
+export type HealthCheck = z.infer<typeof HealthCheck>
+
+export const LockFile = z.strictObject({
+  schema: z.literal('ferry.lock/v1'),
+  name: z.string().min(1),
+  version: z.string().min(1),
+  /** when the lock was resolved (ISO 8601, UTC); also the bundle's `created` */
+  resolved: z.string(),
+  /** ISO 8601, UTC */
+  expires: z.string(),
+  platforms: z.array(z.string()).min(1),
+  health: z.array(HealthCheck),
+  artifacts: z.array(LockedArtifact),
+})
+export type LockFile = z.infer<typeof LockFile>

@@ -1,0 +1,41 @@
+import {open, readFile, rm} from 'node:fs/promises'
+import {FerryError} from '../ui/errors.js'
+
+export interface PidLock {
+  path: string
+  release(): Promise<void>
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A lock file created with O_EXCL holding the owner's pid. A lock whose pid is
+ * gone (the owner was killed) is broken, so kill -9 never leaves things locked.
+ * A live owner → FerryError busy (exit 8).
+ */
+export async function acquirePidLock(path: string, what: string): Promise<PidLock> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(path, 'wx', 0o644)
+      await fh.writeFile(`${process.pid}\n`)
+      await fh.close()
+      return {path, release: () => rm(path, {force: true})}
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10)
+    if (Number.isInteger(owner) && owner > 0 && alive(owner) && owner !== process.pid) {
+      throw new FerryError('busy', 'LOCKED', `${what} is busy: process ${owner} holds ${path}; wait for it to finish`)
+    }
+    // Stale (owner gone, or file empty from a kill between create and write): break it and retry.
+    await rm(path, {force: true})
+  }
+  throw new FerryError('busy', 'LOCKED', `${what} is busy: could not take ${path}`)
+}

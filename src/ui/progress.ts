@@ -1,0 +1,90 @@
+import ora, {type Ora} from 'ora'
+import {formatBytes, formatDuration} from './format.js'
+
+/** What the core reports while it works; it never draws anything itself. */
+export interface ProgressEvent {
+  /** e.g. "fetch", "write", "verify" */
+  phase: string
+  /** the artifact or file being worked on, if one */
+  item?: string
+  /** bytes done so far in this phase */
+  done: number
+  /** bytes expected in this phase, when known */
+  total?: number
+}
+
+export type ProgressListener = (event: ProgressEvent) => void
+
+interface RendererOptions {
+  stream?: NodeJS.WriteStream
+  tty?: boolean
+  /** seconds between plain lines when not on a terminal */
+  interval?: number
+}
+
+/**
+ * Draws progress: a spinner with bytes, rate and ETA on a terminal; plain
+ * periodic lines ("fetch: 120 MiB / 1.0 GiB, 80 MiB/s, ETA 11s") otherwise.
+ */
+export class ProgressRenderer {
+  private readonly stream: NodeJS.WriteStream
+  private readonly tty: boolean
+  private readonly intervalMs: number
+  private spinner?: Ora
+  private phase = ''
+  private phaseStart = 0
+  private lastLine = 0
+  private last?: ProgressEvent
+
+  constructor(options: RendererOptions = {}) {
+    this.stream = options.stream ?? process.stderr
+    this.tty = options.tty ?? Boolean(this.stream.isTTY && (this.stream.columns ?? 0) > 0)
+    this.intervalMs = (options.interval ?? 5) * 1000
+  }
+
+  readonly listener: ProgressListener = (event) => this.update(event)
+
+  update(event: ProgressEvent): void {
+    const now = Date.now()
+    if (event.phase !== this.phase) {
+      this.flushPhase()
+      this.phase = event.phase
+      this.phaseStart = now
+      this.lastLine = now
+    }
+    this.last = event
+    if (this.tty) {
+      this.spinner ??= ora({stream: this.stream, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan'}).start()
+      this.spinner.text = this.describe(event, now)
+    } else if (now - this.lastLine >= this.intervalMs) {
+      this.lastLine = now
+      this.stream.write(this.describe(event, now) + '\n')
+    }
+  }
+
+  /** Ends the current phase, leaving one summary line. */
+  stop(): void {
+    this.flushPhase()
+    this.phase = ''
+  }
+
+  private flushPhase(): void {
+    if (!this.last || !this.phase) return
+    const line = this.describe(this.last, Date.now())
+    if (this.spinner) {
+      this.spinner.stopAndPersist({symbol: process.env.NO_COLOR ? '-' : '✔', text: line})
+      this.spinner = undefined
+    }
+    this.last = undefined
+  }
+
+  private describe(e: ProgressEvent, now: number): string {
+    const seconds = Math.max((now - this.phaseStart) / 1000, 0.001)
+    const rate = e.done / seconds
+    let text = `${e.phase}${e.item ? ` ${e.item}` : ''}: ${formatBytes(e.done)}`
+    if (e.total !== undefined) text += ` / ${formatBytes(e.total)}`
+    text += `, ${formatBytes(rate)}/s`
+    if (e.total !== undefined && rate > 0 && e.done < e.total) text += `, ETA ${formatDuration((e.total - e.done) / rate)}`
+    return text
+  }
+}
