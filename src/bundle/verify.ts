@@ -108,7 +108,10 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
   }
 
   const bundleJson = await readSmall(expectEntry(await next(), ENTRY.manifest), MAX_JSON)
-  const signature = await readSmall(expectEntry(await next(), ENTRY.signature), 1 << 20)
+  const second = await next()
+  if (second?.path === ENTRY.manifest) throw integrityError('DUPLICATE_ENTRY', 'bundle.json appears twice')
+  if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc`)
+  const signature = await readSmall(expectEntry(second, ENTRY.signature), 1 << 20)
   const manifest = parseBundleJson(bundleJson)
   const signers = options.checkSignature
     ? await options.checkSignature(bundleJson, signature)

@@ -53,7 +53,7 @@ export interface DemoUpstream {
 export async function makeDemoUpstream(root: string, scale = 1): Promise<DemoUpstream> {
   await rm(root, {recursive: true, force: true})
   const size = (mib: number) => Math.max(1, Math.round(mib * scale * MiB))
-  const k3sDir = join(root, 'k3s', encodeURIComponent(DEMO_K3S_VERSION))
+  const k3sDir = join(root, 'k3s', DEMO_K3S_VERSION)
   const k3s = await writeStableBytes(join(k3sDir, 'k3s'), 'k3s-amd64', size(12))
   const airgap = await writeStableBytes(join(k3sDir, 'k3s-airgap-images-amd64.tar.zst'), 'k3s-airgap-amd64', size(24))
   await writeFile(join(k3sDir, 'sha256sum-amd64.txt'), `${k3s}  k3s\n${airgap}  k3s-airgap-images-amd64.tar.zst\n`)

@@ -1,0 +1,154 @@
+import {randomBytes} from 'node:crypto'
+import {open, rename, rm} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
+import {resolveFiles} from '../sources/files.js'
+import type {FetchOptions} from '../sources/http.js'
+import {resolveK3s} from '../sources/k3s.js'
+import {resolveKubernetes} from '../sources/kubernetes.js'
+import {createResolveContext, orderArtifacts} from '../sources/resolve-context.js'
+import {resolveVms} from '../sources/vm.js'
+import {BlobStore} from '../store/blob-store.js'
+import {asLocalIoError, usageError} from '../ui/errors.js'
+import type {ProgressListener} from '../ui/progress.js'
+import {parseDuration} from './duration.js'
+import {fieldName, loadManifest, readSmallText} from './load.js'
+import {LockFile, type HealthCheck} from './lock-format.js'
+import type {HealthSpec} from './schema.js'
+
+export interface LockOptions {
+  /** blob store for artifacts whose size is only known after downloading them; default the user's cache */
+  store?: BlobStore
+  /** the moment the lock is resolved at (default: now) */
+  now?: Date
+  onProgress?: ProgressListener
+  http?: FetchOptions
+}
+
+/**
+ * Resolves a manifest into a lock: every artifact pinned to a URL, a sha256 and a
+ * size, with how upstream vouched for it. `spec.images` is not resolved here.
+ */
+export async function lockManifest(path: string, opts: LockOptions = {}): Promise<LockFile> {
+  const {manifest, dir} = await loadManifest(path)
+  const now = opts.now ?? new Date()
+  let store: Promise<BlobStore> | undefined
+  const ctx = createResolveContext({
+    manifestDir: dir,
+    http: opts.http,
+    onProgress: opts.onProgress,
+    store: () =>
+      (store ??= (async () => {
+        const s = opts.store ?? new BlobStore(BlobStore.defaultRoot())
+        await s.init()
+        return s
+      })()),
+  })
+  const {spec} = manifest
+  const groups = await Promise.all([
+    resolveVms(spec.vm, ctx),
+    spec.k3s ? resolveK3s(spec.k3s, spec.platforms, ctx) : [],
+    spec.kubernetes ? resolveKubernetes(spec.kubernetes, spec.platforms, ctx) : [],
+    resolveFiles(spec.files, ctx),
+  ])
+  const resolved = isoSeconds(now)
+  return LockFile.parse({
+    schema: 'ferry.lock/v1',
+    name: manifest.metadata.name,
+    version: manifest.metadata.version === 'auto' ? autoVersion(now) : manifest.metadata.version,
+    resolved,
+    expires: isoSeconds(new Date(Date.parse(resolved) + parseDuration(spec.expiresIn) * 1000)),
+    platforms: spec.platforms,
+    health: spec.health.map(healthCheck),
+    artifacts: orderArtifacts(groups.flat()),
+  } satisfies LockFile)
+}
+
+/**
+ * `version: auto` → `<YYYY>.<M>.<DHHMM>` of `now` in UTC, e.g. 2026-11-05 14:30 → 2026.11.51430.
+ * The patch is day*10000 + hour*100 + minute, so no part has a leading zero (valid
+ * semver) and later runs sort higher; two runs in the same minute get the same version.
+ */
+export function autoVersion(now: Date): string {
+  const patch = now.getUTCDate() * 10000 + now.getUTCHours() * 100 + now.getUTCMinutes()
+  return `${now.getUTCFullYear()}.${now.getUTCMonth() + 1}.${patch}`
+}
+
+/** ISO 8601 in UTC to the second: 2026-11-05T14:30:00Z. */
+export function isoSeconds(date: Date): string {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000).toISOString().replace(/\.000Z$/, 'Z')
+}
+
+function healthCheck(h: HealthSpec): HealthCheck {
+  return {
+    name: h.name,
+    ...(h.run === undefined ? {} : {run: h.run}),
+    ...(h.http === undefined ? {} : {http: h.http}),
+    timeout: parseDuration(h.timeout),
+    retries: h.retries ?? 0,
+    interval: h.interval === undefined ? 5 : parseDuration(h.interval),
+  }
+}
+
+/** Writes the lock as stable JSON (2 spaces, trailing newline), atomically: temp file, fsync, rename. */
+export async function writeLock(lock: LockFile, file: string): Promise<void> {
+  const text = `${JSON.stringify(LockFile.parse(lock), null, 2)}\n`
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`)
+  try {
+    const handle = await open(temp, 'wx', 0o644)
+    try {
+      await handle.writeFile(text)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, file)
+  } catch (err) {
+    await rm(temp, {force: true})
+    throw asLocalIoError(err, `writing ${file}`)
+  }
+}
+
+/** Reads and validates a lock file; errors name the file and the field. */
+export async function readLock(path: string): Promise<LockFile> {
+  return parseLock(await readSmallText(path, 'lock file'), path)
+}
+
+function parseLock(text: string, path: string): LockFile {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (err) {
+    throw usageError('LOCK_INVALID', `${path}: not a lock file: ${(err as Error).message}`)
+  }
+  const parsed = LockFile.safeParse(data)
+  if (parsed.success) return parsed.data
+  const lines = parsed.error.issues.slice(0, 10).map((i) => {
+    const at = fieldName(i.path.filter((p): p is string | number => typeof p !== 'symbol'))
+    return `${path}: ${at || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message}`
+  })
+  throw usageError('LOCK_INVALID', `${lines.join('\n')}\n(re-create it with: ferry manifest lock MANIFEST)`)
+}
+
+/**
+ * What `bundle build` takes: a lock file (JSON, schema ferry.lock/v1) is read as it
+ * is; a manifest (YAML) is locked now.
+ */
+export async function loadBuildInput(path: string, opts: LockOptions = {}): Promise<LockFile> {
+  const text = await readSmallText(path, 'manifest or lock file')
+  if (/^\s*\{/.test(text)) {
+    let data: unknown
+    try {
+      data = JSON.parse(text)
+    } catch {
+      data = undefined
+    }
+    const isLock = typeof data === 'object' && data !== null && 'schema' in data && !('apiVersion' in data)
+    if (isLock) return parseLock(text, path)
+  }
+  return lockManifest(path, opts)
+}
+
+/** Where `ferry manifest lock` writes by default: manifest.lock.json beside the manifest. */
+export function defaultLockPath(manifestPath: string): string {
+  return join(dirname(manifestPath), 'manifest.lock.json')
+}

@@ -1,0 +1,287 @@
+import {readFileSync} from 'node:fs'
+import fetch, {type Response} from 'node-fetch'
+import type {BlobStore} from '../store/blob-store.js'
+import {toDigest} from '../store/hashing.js'
+import {ExitCode, FerryError, integrityError} from '../ui/errors.js'
+import type {ProgressListener} from '../ui/progress.js'
+import {classifyNetworkError, describe, IdleTimeout, RestartSignal, statusError, TransientError, withRetries} from './http-retry.js'
+
+/** How every HTTP transfer behaves; all fields optional. */
+export interface FetchOptions {
+  /** attempts after the first one for transient failures (5xx, 429, resets, timeouts); default 4 */
+  retries?: number
+  /** first wait between attempts in ms, doubled each time, jittered; default 500 */
+  backoffMs?: number
+  /** abort an attempt when no data arrived for this long (ms); default 60 000 */
+  timeoutMs?: number
+  /** receives `{phase: 'fetch', item, done, total}` events */
+  onProgress?: ProgressListener
+  /** names the artifact in progress events and error messages */
+  item?: string
+  /** extra request headers */
+  headers?: Record<string, string>
+  /** User-Agent header; default `ferry/<version>` */
+  userAgent?: string
+}
+
+/** Result of fetchToStore: the stored blob, and how many bytes crossed the network in this call. */
+export interface FetchResult {
+  digest: string
+  size: number
+  fetched: number
+}
+
+const MAX_REDIRECTS = 10
+/** Progress events at most once per this many bytes: drawing is not free. */
+const PROGRESS_STEP = 1 << 20
+
+const VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {version?: string}).version ?? '0'
+  } catch {
+    return '0'
+  }
+})()
+
+interface Attempt {
+  res: Response
+  /** tells the idle timer that data arrived */
+  alive(): void
+  /** stops the idle timer and releases the connection if the body was not read */
+  end(): void
+  /** whether the idle timer is what aborted this attempt */
+  readonly timedOut: boolean
+}
+
+function checkUrl(url: string): void {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new FerryError('usage', 'BAD_URL', `not a URL: "${url}"`)
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new FerryError('usage', 'BAD_URL', `${url}: only http and https URLs can be fetched`)
+  }
+}
+
+/** One request with an idle timer covering both the wait for headers and every gap in the body. */
+async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions): Promise<Attempt> {
+  const controller = new AbortController()
+  const state = {timedOut: false}
+  const timer = setTimeout(() => {
+    state.timedOut = true
+    controller.abort()
+  }, opts.timeoutMs ?? 60_000)
+  const end = () => {
+    clearTimeout(timer)
+    controller.abort()
+  }
+  try {
+    const res = await fetch(url, {
+      method,
+      headers: {
+        'User-Agent': opts.userAgent ?? `ferry/${VERSION}`,
+        // Bytes exactly as stored upstream: their digest is what was locked, and ranges count them.
+        'Accept-Encoding': 'identity',
+        ...opts.headers,
+        ...extra,
+      },
+      compress: false,
+      follow: MAX_REDIRECTS,
+      signal: controller.signal,
+    })
+    return {
+      res,
+      alive: () => timer.refresh(),
+      end,
+      get timedOut() {
+        return state.timedOut
+      },
+    }
+  } catch (err) {
+    end()
+    throw state.timedOut ? new IdleTimeout() : err
+  }
+}
+
+/** Runs `work` on a started attempt; always releases it, and reports an idle abort as a timeout. */
+async function using<T>(attempt: Attempt, work: (attempt: Attempt) => Promise<T>): Promise<T> {
+  try {
+    return await work(attempt)
+  } catch (err) {
+    throw attempt.timedOut ? new IdleTimeout() : err
+  } finally {
+    attempt.end()
+  }
+}
+
+function expectOk(res: Response, url: string, item?: string): void {
+  if (!res.ok) throw statusError(res.status, res.statusText, res.headers.get('retry-after'), url, item)
+}
+
+function contentLength(res: Response): number | undefined {
+  const value = res.headers.get('content-length')
+  return value !== null && /^\d+$/.test(value) ? Number(value) : undefined
+}
+
+function parseContentRange(value: string | null): {start?: number; total?: number} | undefined {
+  const m = value ? /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/i.exec(value.trim()) : null
+  if (!m) return undefined
+  return {start: m[1] === undefined ? undefined : Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2])}
+}
+
+function retryPolicy(opts: FetchOptions) {
+  return {retries: opts.retries ?? 4, backoffMs: opts.backoffMs ?? 500}
+}
+
+const classifier = (url: string, opts: FetchOptions) => (err: unknown) => classifyNetworkError(err, url, opts.item, opts.timeoutMs ?? 60_000)
+
+/** Emits progress events, at most one per PROGRESS_STEP bytes, plus the last one. */
+function progressReporter(opts: FetchOptions, item: string) {
+  let last = -Infinity
+  return {
+    total: undefined as number | undefined,
+    update(done: number, force = false) {
+      if (!opts.onProgress) return
+      if (done < last) last = done - PROGRESS_STEP
+      if (!force && done - last < PROGRESS_STEP) return
+      last = done
+      opts.onProgress({phase: 'fetch', item, done, total: this.total})
+    },
+  }
+}
+
+/**
+ * Downloads `url` into the store unless the blob `expect.sha256` is already there (then `fetched` is 0).
+ * Hashes while writing, retries transient failures with backoff, resumes with Range from the bytes
+ * already kept (this call's or an earlier run's), and verifies digest and size before the blob lands.
+ */
+export async function fetchToStore(store: BlobStore, url: string, expect: {sha256: string; size?: number}, opts: FetchOptions = {}): Promise<FetchResult> {
+  checkUrl(url)
+  const what = opts.item ?? url
+  const digest = toDigest(expect.sha256, what)
+  const present = await store.has(digest)
+  if (present) {
+    if (expect.size !== undefined && present.size !== expect.size) {
+      throw integrityError('SIZE_MISMATCH', `${what}: the store holds ${digest} with ${present.size} bytes, but ${expect.size} were expected; the size in the lock is wrong`)
+    }
+    return {digest, size: present.size, fetched: 0}
+  }
+
+  const writer = await store.claimPartial(digest)
+  const progress = progressReporter(opts, what)
+  let fetched = 0
+  let furthest = writer.size
+  const progressed = () => {
+    const moved = writer.size > furthest
+    furthest = Math.max(furthest, writer.size)
+    return moved
+  }
+  const label = describe(url, opts.item)
+
+  const downloadOnce = async (): Promise<void> => {
+    if (expect.size !== undefined && writer.size > expect.size) await writer.truncate()
+    if (expect.size !== undefined && writer.size === expect.size) return
+    const from = writer.size
+    const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts)
+    await using(attempt, async ({res}) => {
+      let total = expect.size
+      if (from > 0 && res.status === 416) {
+        // Nothing left past what is kept: either it is all there, or the kept bytes are not this file.
+        if (parseContentRange(res.headers.get('content-range'))?.total === from) return
+        await writer.truncate()
+        throw new RestartSignal()
+      }
+      expectOk(res, url, opts.item)
+      if (res.status === 206) {
+        const range = parseContentRange(res.headers.get('content-range'))
+        if (range?.start !== from) {
+          if (from === 0) throw new TransientError(new FerryError('upstream', 'BAD_RANGE', `${label}: the server sent a partial response that was not asked for`))
+          await writer.truncate()
+          throw new RestartSignal()
+        }
+        total ??= range.total
+      } else {
+        // The server ignored the Range header and sends the whole file: start over.
+        if (from > 0) await writer.truncate()
+        total ??= contentLength(res)
+      }
+      progress.total = total
+      progress.update(writer.size, true)
+      await writer.append(res.body as AsyncIterable<Uint8Array>, {
+        maxSize: expect.size,
+        what,
+        onData: (n) => {
+          attempt.alive()
+          fetched += n
+          progress.update(writer.size)
+        },
+      })
+      progress.update(writer.size, true)
+      if (total !== undefined && writer.size < total) {
+        throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${label}: the transfer ended after ${writer.size} of ${total} bytes; try again later`))
+      }
+    })
+  }
+
+  let committing = false
+  try {
+    await withRetries(retryPolicy(opts), classifier(url, opts), downloadOnce, progressed)
+    committing = true
+    const result = await store.commit(writer, {digest, size: expect.size, what})
+    return {...result, fetched}
+  } catch (err) {
+    if (!committing) {
+      // Bytes that are wrong, or that filled the disk, are not worth keeping; the rest waits for a resume.
+      const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
+      await (keep ? store.park(writer, digest) : store.discard(writer))
+    }
+    throw err
+  }
+}
+
+/** Downloads a small document (checksum list, signature, key) into memory; refuses more than `maxBytes` (default 16 MiB). */
+export async function fetchBytes(url: string, opts: FetchOptions & {maxBytes?: number} = {}): Promise<Buffer> {
+  checkUrl(url)
+  const maxBytes = opts.maxBytes ?? 16 << 20
+  const tooLarge = () =>
+    integrityError('TOO_LARGE', `${describe(url, opts.item)}: larger than the ${maxBytes} bytes allowed for this kind of file; check the URL`, {maxBytes})
+  return withRetries(retryPolicy(opts), classifier(url, opts), async () =>
+    using(await request(url, 'GET', {}, opts), async (attempt) => {
+      const {res} = attempt
+      expectOk(res, url, opts.item)
+      if ((contentLength(res) ?? 0) > maxBytes) throw tooLarge()
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        attempt.alive()
+        size += chunk.byteLength
+        if (size > maxBytes) throw tooLarge()
+        chunks.push(chunk)
+      }
+      return Buffer.concat(chunks, size)
+    }),
+  )
+}
+
+/** Statuses with which servers refuse HEAD while serving GET (S3 presigned URLs answer 403). */
+const HEAD_REFUSED = new Set([400, 403, 405, 501])
+
+/** Learns a URL's size and final location (after redirects) without downloading it: HEAD, else a one-byte ranged GET. */
+export async function probe(url: string, opts: FetchOptions = {}): Promise<{size?: number; url: string}> {
+  checkUrl(url)
+  return withRetries(retryPolicy(opts), classifier(url, opts), async () => {
+    const head = await using(await request(url, 'HEAD', {}, opts), async ({res}) => {
+      if (res.ok) return {size: contentLength(res), url: res.url}
+      if (!HEAD_REFUSED.has(res.status)) expectOk(res, url, opts.item)
+      return undefined
+    })
+    if (head?.size !== undefined) return head
+    return using(await request(url, 'GET', {Range: 'bytes=0-0'}, opts), async ({res}) => {
+      expectOk(res, url, opts.item)
+      const size = res.status === 206 ? parseContentRange(res.headers.get('content-range'))?.total : contentLength(res)
+      return {size, url: res.url}
+    })
+  })
+}

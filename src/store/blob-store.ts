@@ -1,0 +1,231 @@
+import {randomBytes} from 'node:crypto'
+import {mkdir, readdir, rename, stat, unlink} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import type {Readable} from 'node:stream'
+import {asLocalIoError, integrityError} from '../ui/errors.js'
+import {BlobWriter} from './blob-writer.js'
+import {digestHex, toDigest} from './hashing.js'
+
+/** What the caller knows about a blob before it arrives; anything given is checked. */
+export interface BlobExpectation {
+  digest?: string
+  size?: number
+  /** names the artifact in error messages, e.g. `k3s-airgap-images-amd64.tar.zst` */
+  what?: string
+}
+
+export interface BlobInfo {
+  digest: string
+  size: number
+}
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
+
+/** True when a process with this pid exists (EPERM means it exists but is not ours). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+const uniqueSuffix = () => `${process.pid}.${randomBytes(6).toString('hex')}`
+
+/**
+ * Content-addressed blob store on disk:
+ * - `blobs/sha256/<hex>`: verified blobs, never modified once in place (read-only by convention);
+ * - `tmp/`: blobs being ingested, under names unique to one process and call;
+ * - `partial/<hex>`: an interrupted download of the blob `<hex>`, kept so a later run can resume it;
+ *   `partial/<hex>.<pid>.<rand>` is one being downloaded right now by process `<pid>`.
+ * Two processes may share a store: every write goes to a unique name and lands with an atomic rename,
+ * and a partial is taken by renaming it, which only one claimant can win.
+ */
+export class BlobStore {
+  private ready?: Promise<void>
+
+  constructor(readonly root: string) {}
+
+  /** The store folder: `flag`, else `$FERRY_STORE`, else `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`. */
+  static defaultRoot(flag?: string): string {
+    if (flag) return path.resolve(flag)
+    if (process.env.FERRY_STORE) return path.resolve(process.env.FERRY_STORE)
+    if (process.env.XDG_CACHE_HOME) return path.join(path.resolve(process.env.XDG_CACHE_HOME), 'ferry')
+    return path.join(os.homedir(), '.cache', 'ferry')
+  }
+
+  private get blobDir() {
+    return path.join(this.root, 'blobs', 'sha256')
+  }
+
+  private get tmpDir() {
+    return path.join(this.root, 'tmp')
+  }
+
+  private get partialDir() {
+    return path.join(this.root, 'partial')
+  }
+
+  /** Creates the store's folders if missing (safe to call again). */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      try {
+        for (const dir of [this.blobDir, this.tmpDir, this.partialDir]) await mkdir(dir, {recursive: true})
+      } catch (err) {
+        this.ready = undefined
+        throw asLocalIoError(err, `cannot create the blob store at ${this.root}`)
+      }
+    })()
+    return this.ready
+  }
+
+  /** Where the blob with this digest lives (whether or not it is there yet). */
+  pathOf(digest: string): string {
+    return path.join(this.blobDir, digestHex(digest))
+  }
+
+  /** The blob's size when the store holds it. */
+  async has(digest: string): Promise<{size: number} | undefined> {
+    try {
+      const info = await stat(this.pathOf(digest))
+      return info.isFile() ? {size: info.size} : undefined
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+  }
+
+  /**
+   * Streams `source` into the store, hashing in the same pass, and checks it against `expect`.
+   * On a mismatch nothing is kept (integrity error, exit 3); local write errors are exit 6.
+   * When the expected blob is already stored, the source is drained and the stored blob returned.
+   */
+  async ingest(source: Readable | AsyncIterable<Uint8Array>, expect: BlobExpectation = {}): Promise<BlobInfo> {
+    await this.init()
+    const digest = expect.digest === undefined ? undefined : toDigest(expect.digest, expect.what)
+    const present = digest === undefined ? undefined : await this.has(digest)
+    if (digest !== undefined && present) {
+      for await (const chunk of source as AsyncIterable<Uint8Array>) void chunk
+      return this.checked({digest, size: present.size}, {...expect, digest}, undefined)
+    }
+    const writer = await BlobWriter.create(path.join(this.tmpDir, uniqueSuffix()))
+    try {
+      await writer.append(source as AsyncIterable<Uint8Array>, {maxSize: expect.size, what: expect.what})
+    } catch (err) {
+      await this.discard(writer)
+      throw err
+    }
+    return this.commit(writer, {...expect, digest})
+  }
+
+  /** Where an interrupted download of this blob is parked for a later run. */
+  partialPath(digest: string): string {
+    return path.join(this.partialDir, digestHex(digest))
+  }
+
+  /**
+   * Takes, for this process alone, the partial download of `digest` to continue it: the parked one,
+   * else one left by a process that no longer exists (killed mid-download), else a new empty file.
+   * The writer's `size` says how many bytes are already there. End with `commit`, `park` or `discard`.
+   */
+  async claimPartial(digest: string): Promise<BlobWriter> {
+    await this.init()
+    const hex = digestHex(digest)
+    const mine = path.join(this.partialDir, `${hex}.${uniqueSuffix()}`)
+    if (await this.tryRename(this.partialPath(digest), mine)) return BlobWriter.resume(mine)
+
+    const orphan = new RegExp(`^${hex}\\.(\\d+)\\.[0-9a-f]+$`)
+    const candidates: {file: string; size: number}[] = []
+    for (const name of await readdir(this.partialDir)) {
+      const pid = Number(orphan.exec(name)?.[1] ?? NaN)
+      if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue
+      const file = path.join(this.partialDir, name)
+      const info = await stat(file).catch(() => undefined)
+      if (info) candidates.push({file, size: info.size})
+    }
+    candidates.sort((a, b) => b.size - a.size)
+    for (const {file} of candidates) if (await this.tryRename(file, mine)) return BlobWriter.resume(mine)
+    return BlobWriter.create(mine)
+  }
+
+  /**
+   * Verifies a finished writer against `expect` and moves it into place (idempotent: the same blob
+   * stored twice is one file). On a mismatch the bytes are removed and an integrity error thrown.
+   */
+  async commit(writer: BlobWriter, expect: BlobExpectation = {}): Promise<BlobInfo> {
+    let result: BlobInfo
+    try {
+      result = await writer.finish()
+    } catch (err) {
+      await this.discard(writer)
+      throw asLocalIoError(err, `cannot finish ${writer.path}`)
+    }
+    const digest = expect.digest === undefined ? undefined : toDigest(expect.digest, expect.what)
+    try {
+      this.checked(result, {...expect, digest}, writer)
+    } catch (err) {
+      await this.discard(writer)
+      throw err
+    }
+    try {
+      await rename(writer.path, this.pathOf(result.digest))
+    } catch (err) {
+      await this.discard(writer)
+      throw asLocalIoError(err, `cannot move ${writer.path} into the blob store`)
+    }
+    return result
+  }
+
+  /** Keeps an unfinished download for a later run (an empty one is simply removed). */
+  async park(writer: BlobWriter, digest: string): Promise<void> {
+    await writer.close()
+    const parked = this.partialPath(digest)
+    const existing = await stat(parked).catch(() => undefined)
+    // Another process may have parked its own meanwhile: keep whichever got further.
+    if (writer.size === 0 || (existing && existing.size >= writer.size)) return this.remove(writer.path)
+    await rename(writer.path, parked)
+  }
+
+  /** Throws away an unfinished write. */
+  async discard(writer: BlobWriter): Promise<void> {
+    await writer.close()
+    await this.remove(writer.path)
+  }
+
+  private checked(actual: BlobInfo, expect: BlobExpectation, writer: BlobWriter | undefined): BlobInfo {
+    const what = expect.what ?? writer?.path ?? 'blob'
+    if (expect.size !== undefined && actual.size !== expect.size) {
+      throw integrityError(
+        'SIZE_MISMATCH',
+        `${what}: size mismatch: expected ${expect.size} bytes, got ${actual.size}; the data is truncated or not the expected content`,
+        {expected: expect.size, actual: actual.size},
+      )
+    }
+    if (expect.digest !== undefined && actual.digest !== expect.digest) {
+      throw integrityError(
+        'DIGEST_MISMATCH',
+        `${what}: digest mismatch: expected ${expect.digest}, got ${actual.digest}; the data is corrupt or changed at its source (re-lock if the change is legitimate)`,
+        {expected: expect.digest, actual: actual.digest},
+      )
+    }
+    return actual
+  }
+
+  private async tryRename(from: string, to: string): Promise<boolean> {
+    try {
+      await rename(from, to)
+      return true
+    } catch (err) {
+      if (isMissing(err)) return false
+      throw err
+    }
+  }
+
+  private async remove(file: string): Promise<void> {
+    await unlink(file).catch((err) => {
+      if (!isMissing(err)) throw err
+    })
+  }
+}
