@@ -49,6 +49,7 @@ export async function benchBuildHttp(work: string, rounds = 3): Promise<string[]
     ['1 GB', 4, 256],
   ] as const) {
     const dir = join(work, label.replace(' ', ''))
+    await mkdir(join(dir, 'www'), {recursive: true})
     const server = await startFileServer({root: join(dir, 'www')})
     try {
       const {manifest, names} = await fixture(dir, files, each, server.url)

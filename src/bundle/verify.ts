@@ -112,10 +112,11 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
   if (second?.path === ENTRY.manifest) throw integrityError('DUPLICATE_ENTRY', 'bundle.json appears twice')
   if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc`)
   const signature = await readSmall(expectEntry(second, ENTRY.signature), 1 << 20)
-  const manifest = parseBundleJson(bundleJson)
+  // The signature is checked over the raw bytes before anything in them is parsed or believed.
   const signers = options.checkSignature
     ? await options.checkSignature(bundleJson, signature)
     : (await verifyDetached(bundleJson, signature, options.keys, {what: 'bundle.json.asc'})).signers
+  const manifest = parseBundleJson(bundleJson)
   const now = options.now ?? new Date()
   if (Date.parse(manifest.expires) <= now.getTime()) {
     throw trustError('EXPIRED', `bundle ${manifest.name} ${manifest.version} expired at ${manifest.expires}`)

@@ -1,8 +1,6 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {pipeline} from 'node:stream/promises'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {ENTRY, OCI_LAYOUT_BYTES} from './format.js'
@@ -40,7 +38,72 @@ export function archiveSize(entries: BundleEntries): number {
 
 const hexOf = (digest: string) => digest.slice('sha256:'.length)
 
-async function* archiveChunks(entries: BundleEntries): AsyncGenerator<Buffer> {
+const CHUNK = 4 << 20
+
+/**
+ * Copies entries into the archive through two reused buffers: the next chunk is read and
+ * hashed while the previous one is being written, and no per-chunk garbage is made.
+ */
+class ArchiveWriter {
+  private readonly buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+  private turn = 0
+  private pending: Promise<unknown> = Promise.resolve()
+  readonly hash = createHash('sha256')
+  written = 0
+
+  constructor(
+    private readonly out: FileHandle,
+    private readonly onChunk: () => void,
+  ) {}
+
+  async put(bytes: Buffer): Promise<void> {
+    if (bytes.length === 0) return
+    this.hash.update(bytes)
+    await this.pending
+    const copy = Buffer.from(bytes)
+    this.pending = this.track(this.out.write(copy, 0, copy.length, this.written))
+    this.written += copy.length
+  }
+
+  async copyFile(blob: BlobFile): Promise<void> {
+    const input = await open(blob.path, 'r')
+    try {
+      let copied = 0
+      while (true) {
+        const buffer = this.buffers[this.turn]
+        const {bytesRead} = await input.read(buffer, 0, CHUNK, copied)
+        if (bytesRead === 0) break
+        copied += bytesRead
+        if (copied > blob.size) break
+        const view = buffer.subarray(0, bytesRead)
+        this.hash.update(view)
+        await this.pending
+        this.pending = this.track(this.out.write(view, 0, bytesRead, this.written))
+        this.written += bytesRead
+        this.turn ^= 1
+        this.onChunk()
+      }
+      // The store is a cache another process could touch: never write an entry whose length is wrong.
+      if (copied !== blob.size) {
+        throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${copied} bytes, expected ${blob.size}; remove it from the store and build again`)
+      }
+    } finally {
+      await input.close()
+    }
+  }
+
+  /** A write is awaited one step later; mark its failure handled now so it surfaces there, not as a crash. */
+  private track<T>(write: Promise<T>): Promise<T> {
+    write.catch(() => {})
+    return write
+  }
+
+  async finish(): Promise<void> {
+    await this.pending
+  }
+}
+
+async function writeEntries(writer: ArchiveWriter, entries: BundleEntries): Promise<void> {
   const small: Array<[string, Buffer]> = [
     [ENTRY.manifest, entries.bundleJson],
     [ENTRY.signature, entries.signature],
@@ -48,27 +111,19 @@ async function* archiveChunks(entries: BundleEntries): AsyncGenerator<Buffer> {
     [ENTRY.index, entries.indexJson],
   ]
   for (const [name, bytes] of small) {
-    yield fileHeader(name, bytes.length)
-    yield bytes
-    yield padding(bytes.length)
+    await writer.put(Buffer.concat([fileHeader(name, bytes.length), bytes, padding(bytes.length)]))
   }
   const blobs = [...entries.blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
   let previous = ''
   for (const blob of blobs) {
     if (blob.digest === previous) continue
     previous = blob.digest
-    yield fileHeader(ENTRY.blobPrefix + hexOf(blob.digest), blob.size)
-    let copied = 0
-    for await (const chunk of createReadStream(blob.path, {highWaterMark: 1 << 20}) as AsyncIterable<Buffer>) {
-      copied += chunk.length
-      if (copied > blob.size) break
-      yield chunk
-    }
-    // The store is a cache another process could touch: never write an entry whose length is wrong.
-    if (copied !== blob.size) throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${copied} bytes, expected ${blob.size}; remove it from the store and build again`)
-    yield padding(blob.size)
+    await writer.put(fileHeader(ENTRY.blobPrefix + hexOf(blob.digest), blob.size))
+    await writer.copyFile(blob)
+    await writer.put(padding(blob.size))
   }
-  yield END_OF_ARCHIVE
+  await writer.put(END_OF_ARCHIVE)
+  await writer.finish()
 }
 
 /**
@@ -81,27 +136,21 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   await mkdir(dir, {recursive: true})
   const temp = join(dir, `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
   const total = archiveSize(entries)
-  const hash = createHash('sha256')
-  let written = 0
   let lastReport = 0
-  async function* hashed(source: AsyncGenerator<Buffer>) {
-    for await (const chunk of source) {
-      hash.update(chunk)
-      written += chunk.length
-      if (onProgress && written - lastReport >= 8 << 20) {
-        lastReport = written
-        onProgress({phase: 'write', item: basename(target), done: written, total})
-      }
-      yield chunk
-    }
-  }
+  let writer: ArchiveWriter | undefined
   try {
-    await pipeline(archiveChunks(entries), hashed, createWriteStream(temp, {flags: 'wx', mode: 0o644, highWaterMark: 1 << 20}))
-    const fh = await open(temp, 'r+')
+    const out = await open(temp, 'wx', 0o644)
     try {
-      await fh.sync()
+      writer = new ArchiveWriter(out, () => {
+        if (onProgress && writer!.written - lastReport >= 8 << 20) {
+          lastReport = writer!.written
+          onProgress({phase: 'write', item: basename(target), done: writer!.written, total})
+        }
+      })
+      await writeEntries(writer, entries)
+      await out.sync()
     } finally {
-      await fh.close()
+      await out.close()
     }
     await rename(temp, target)
     await syncDir(dir)
@@ -109,8 +158,8 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
     await rm(temp, {force: true})
     throw asLocalIoError(err, `writing ${target}`)
   }
-  onProgress?.({phase: 'write', item: basename(target), done: written, total})
-  return {path: target, sha256: hash.digest('hex'), size: written}
+  onProgress?.({phase: 'write', item: basename(target), done: writer.written, total})
+  return {path: target, sha256: writer.hash.digest('hex'), size: writer.written}
 }
 
 /** fsync a folder so a rename in it survives a power cut. */

@@ -2,6 +2,16 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {FerryError, toFerryError} from '../ui/errors.js'
 import {ProgressRenderer} from '../ui/progress.js'
 
+/** oclif's parse errors span lines; scripts and people both want one. */
+function oneLine(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ')
+    .replace(/\s+/g, ' ')
+}
+
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
 /**
@@ -52,7 +62,7 @@ export abstract class BaseCommand extends Command {
       err instanceof FerryError
         ? err
         : oclifExit !== undefined && !(err as {code?: string}).code?.startsWith('E')
-          ? new FerryError('usage', 'USAGE', err.message.split('\n')[0])
+          ? new FerryError('usage', 'USAGE', oneLine(err.message))
           : toFerryError(err)
     if (oclifExit === 0) return
     process.exitCode = ferry.exit
