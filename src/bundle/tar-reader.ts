@@ -118,6 +118,8 @@ class ChunkSource {
 
   private async fill(): Promise<boolean> {
     if (this.done) return false
+    // The input may reuse a chunk's memory once the next is requested: keep a private copy of the rest.
+    if (this.pending.length) this.pending = Buffer.from(this.pending)
     const next = await this.iterator.next()
     if (next.done) {
       this.done = true

@@ -14,6 +14,7 @@ const RETAIN_TOTAL = 64 << 20
 
 /** Receives one blob's bytes during verification (device import); committed only once its digest matched. */
 export interface BlobSink {
+  /** The chunk's memory is reused once this resolves: finish with it (write it out) before resolving, or copy it. */
   write(chunk: Buffer): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
