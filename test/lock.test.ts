@@ -126,7 +126,7 @@ spec:
   kubernetes:
     version: ${K8S}
     base: ${u}/k8s
-  images: [registry.example.test/app/api:1.4.2]
+  images: []
   files:
     - url: ${u}/files/tool.tar.gz
       sha256: ${digests['tool.tar.gz'].sha256}

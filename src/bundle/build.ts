@@ -9,8 +9,10 @@ import {mapPool} from '../sources/pool.js'
 import {armorSignatures, type Signer} from '../trust/sign.js'
 import {trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
-import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
+import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
+import {collectImages, imageIndexEntries} from './images.js'
 import {type BlobFile, writeBundleArchive, type WrittenBundle} from './write.js'
+import type {RegistryOptions} from '../sources/oci/registry-client.js'
 
 export interface BuildOptions {
   store: BlobStore
@@ -21,6 +23,23 @@ export interface BuildOptions {
   onProgress?: ProgressListener
   /** "now" for the expiry check; tests only */
   now?: Date
+  /** registry TLS and auth options for the lock's images */
+  registry?: RegistryOptions
+  /** image blob downloads at once, across all images; default 8 */
+  imageJobs?: number
+  /** a new trusted key set for devices, carried inside the signed bundle.json (see rotation.ts) */
+  rotation?: KeyRotation
+  /** build a delta: leave out the blobs this base already carries (see delta.ts) */
+  since?: DeltaBase
+}
+
+/** The bundle a delta is built against: the sites that have it already hold its blobs. */
+export interface DeltaBase {
+  name: string
+  version: string
+  /** sha256 of the base's bundle.json */
+  digest: string
+  has(digest: string): boolean
 }
 
 export interface BuildResult extends WrittenBundle {
@@ -47,13 +66,18 @@ function toBundleArtifact(a: LockedArtifact): BundleArtifact {
     ...(a.dest === undefined ? {} : {dest: a.dest}),
     ...(a.platform === undefined ? {} : {platform: a.platform}),
     ...(a.version === undefined ? {} : {version: a.version}),
+    ...(a.ref === undefined ? {} : {ref: a.ref}),
+    ...(a.platforms === undefined ? {} : {platforms: a.platforms}),
+    ...(a.imageSize === undefined ? {} : {imageSize: a.imageSize}),
     upstream: a.upstream,
   }
 }
 
 /** Fetches every artifact of the lock into the store (verifying each digest) with bounded parallelism. */
 async function fetchArtifacts(lock: LockFile, options: BuildOptions): Promise<{blobs: BlobFile[]; fetched: number}> {
-  const total = lock.artifacts.reduce((n, a) => n + a.size, 0)
+  // Images are fetched by collectImages: their digest names a manifest, not one file to download.
+  const files = lock.artifacts.filter((a) => a.kind !== 'image')
+  const total = files.reduce((n, a) => n + a.size, 0)
   const progress = new Map<string, number>()
   const report = () => {
     let done = 0
@@ -61,7 +85,7 @@ async function fetchArtifacts(lock: LockFile, options: BuildOptions): Promise<{b
     options.onProgress?.({phase: 'fetch', done, total})
   }
   let fetched = 0
-  const blobs = await mapPool(lock.artifacts, options.concurrency ?? 4, async (artifact) => {
+  const blobs = await mapPool(files, options.concurrency ?? 4, async (artifact) => {
     const got = await fetchToStore(options.store, artifact.url, {sha256: artifact.sha256, size: artifact.size}, {
       item: artifact.name,
       onProgress: (e) => {
@@ -78,6 +102,27 @@ async function fetchArtifacts(lock: LockFile, options: BuildOptions): Promise<{b
 }
 
 /**
+ * index.json and bundle.json's fields for a lock, as every build of it writes
+ * them (a delta adds base/omitted, a rotation its keys). Also gives the digest
+ * of a base bundle that is known only by its lock.
+ */
+export function describeLock(lock: LockFile): {indexJson: Buffer; manifest: BundleManifest} {
+  const indexJson = serialise({schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: imageIndexEntries(lock)})
+  const manifest: BundleManifest = {
+    schema: BUNDLE_SCHEMA,
+    name: lock.name,
+    version: lock.version,
+    created: lock.resolved,
+    expires: lock.expires,
+    platforms: lock.platforms,
+    health: lock.health,
+    index: sha(indexJson),
+    artifacts: lock.artifacts.map(toBundleArtifact),
+  }
+  return {indexJson, manifest}
+}
+
+/**
  * Builds `<outDir>/<name>-<version>.ferry.tar` from a lock: fetch and verify
  * every artifact into the store, write bundle.json, sign it, then write the
  * archive atomically. Everything that goes into the bytes comes from the lock,
@@ -91,21 +136,30 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
   if (options.signers.length === 0) throw trustError('NO_SIGNER', 'a bundle must be signed: give --key FILE or --gpg-key FPR')
   await options.store.init()
   await mkdir(options.outDir, {recursive: true})
-  const target = join(options.outDir, bundleFileName(lock.name, lock.version))
+  const since = options.since
+  const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
   try {
-    const {blobs, fetched} = await fetchArtifacts(lock, options)
-    const indexJson = serialise({schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: []})
+    // A delta neither fetches nor carries what its base has.
+    const omitted = since ? [...new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)))].sort() : []
+    const carried = since ? {...lock, artifacts: lock.artifacts.filter((a) => !since.has(`sha256:${a.sha256}`))} : lock
+    const files = await fetchArtifacts(carried, options)
+    const images = await collectImages(lock, {
+      store: options.store,
+      registry: options.registry,
+      concurrency: options.imageJobs,
+      skip: since ? (d) => since.has(d) : undefined,
+      onProgress: options.onProgress,
+    })
+    const blobs = [...files.blobs, ...images.blobs]
+    const fetched = files.fetched + images.fetched
+    if (images.omitted.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...images.omitted])].sort())
+    const described = describeLock(lock)
+    const indexJson = described.indexJson
     const manifest: BundleManifest = {
-      schema: BUNDLE_SCHEMA,
-      name: lock.name,
-      version: lock.version,
-      created: lock.resolved,
-      expires: lock.expires,
-      platforms: lock.platforms,
-      health: lock.health,
-      index: sha(indexJson),
-      artifacts: lock.artifacts.map(toBundleArtifact),
+      ...described.manifest,
+      ...(since ? {base: {name: since.name, version: since.version, digest: since.digest}, omitted} : {}),
+      ...(options.rotation ? {rotation: options.rotation} : {}),
     }
     const bundleJson = serialise(manifest)
     const signedAt = new Date(lock.resolved)

@@ -16,6 +16,10 @@ export const BundleArtifact = z.strictObject({
   source: z.string(),
   dest: z.string().optional(),
   platform: z.string().optional(),
+  /** images from a multi-platform index: the platforms whose children the bundle carries */
+  platforms: z.array(z.string()).optional(),
+  /** images: bytes of all the image's blobs (documents, configs, layers) */
+  imageSize: z.number().int().nonnegative().optional(),
   version: z.string().optional(),
   upstream: UpstreamProof,
 })
@@ -34,8 +38,19 @@ export const BundleManifest = z.strictObject({
   artifacts: z.array(BundleArtifact),
   base: z.strictObject({name: z.string(), version: z.string(), digest: Digest}).optional(),
   omitted: z.array(Digest).optional(),
+  /** a new trusted key set, signed (with bundle.json) by the current keys; the device adopts it at commit */
+  rotation: z
+    .strictObject({
+      /** armored OpenPGP public keys */
+      keys: z.array(z.string().min(1)).min(1),
+      threshold: z.number().int().positive(),
+      /** fingerprints (40 uppercase hex) the device must refuse from now on */
+      revoke: z.array(z.string().regex(/^[0-9A-F]{40,64}$/)).optional(),
+    })
+    .optional(),
 })
 export type BundleManifest = z.infer<typeof BundleManifest>
+export type KeyRotation = NonNullable<BundleManifest['rotation']>
 
 /** Entry names in the order every bundle has them. */
 export const ENTRY = {

@@ -1,5 +1,7 @@
-import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
+import {locateBundle} from '../media/locate.js'
+import {openPartsInput} from '../media/parts-reader.js'
+import {readFileChunks} from '../store/file-chunks.js'
 import {usageError} from '../ui/errors.js'
 
 export interface BundleInput {
@@ -7,18 +9,25 @@ export interface BundleInput {
   label: string
   /** total bytes of the archive */
   size: number
-  /** a fresh stream of the archive's bytes each call */
+  /** a fresh stream of the archive's bytes each call; a chunk may be reused once the next-but-one is asked for */
   open(): AsyncIterable<Buffer>
 }
 
-/** Opens a bundle given as a `.ferry.tar` file. */
+/**
+ * Opens a bundle given as a `.ferry.tar` file, or written as parts to a stick:
+ * a `*.parts.json`, the stick's folder (holding one bundle) or `DIR/<bundle>`;
+ * parts are read as one stream, never joined on disk.
+ */
 export async function openBundleInput(path: string): Promise<BundleInput> {
+  const located = await locateBundle(path)
+  if (located?.kind === 'parts') return openPartsInput(located.path)
+  if (located) path = located.path
   const info = await stat(path).catch(() => undefined)
   if (!info) throw usageError('NOT_FOUND', `${path}: no such bundle`)
   if (!info.isFile()) throw usageError('NOT_A_BUNDLE', `${path} is not a bundle file`)
   return {
     label: path,
     size: info.size,
-    open: () => createReadStream(path, {highWaterMark: 1 << 20}) as AsyncIterable<Buffer>,
+    open: () => readFileChunks(path),
   }
 }

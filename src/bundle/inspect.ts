@@ -16,6 +16,24 @@ export interface Inspection {
   signatureKeys: string[]
   /** set when trusted keys were given: the fingerprints whose signatures verified */
   verifiedBy?: string[]
+  /** the container images, from bundle.json's `image` artifacts */
+  images: ImageSummary[]
+}
+
+export interface ImageSummary {
+  ref: string
+  /** of the image's manifest or index */
+  digest: string
+  /** platforms carried (an index's children kept); absent for a single-platform manifest */
+  platforms?: string[]
+  /** bytes of all its blobs (shared layers counted in each image) */
+  size: number
+}
+
+export function imageSummaries(manifest: BundleManifest): ImageSummary[] {
+  return manifest.artifacts
+    .filter((a) => a.kind === 'image')
+    .map((a) => ({ref: a.ref ?? a.name, digest: a.digest, ...(a.platforms ? {platforms: a.platforms} : {}), size: a.imageSize ?? a.size}))
 }
 
 async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {
@@ -55,7 +73,7 @@ export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []):
   if (!signature) throw integrityError('UNSIGNED', `${input.label} has no bundle.json.asc`)
   const manifest = parseBundleJson(bundleJson)
   const signatureKeys = await signatureKeyIds(signature)
-  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys}
+  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest)}
   if (keys.length) {
     const verified = await verifyDetached(bundleJson, signature, keys, {what: 'bundle.json.asc'})
     result.verifiedBy = verified.signers.map((s) => s.fingerprint)

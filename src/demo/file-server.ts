@@ -39,6 +39,8 @@ export interface FileServerOptions {
   intercept?: Intercept
   /** request path → path (or absolute URL) to answer with a 302 */
   redirects?: Record<string, string>
+  /** port on 127.0.0.1; default 0, an ephemeral port */
+  port?: number
 }
 
 /** One request as the server saw it, in arrival order. */
@@ -132,7 +134,7 @@ async function resolveFile(root: string, urlPath: string): Promise<{file: string
 }
 
 /**
- * Starts an HTTP server on 127.0.0.1 (ephemeral port) that serves a folder with GET/HEAD and byte
+ * Starts an HTTP server on 127.0.0.1 (an ephemeral port unless one is given) that serves a folder with GET/HEAD and byte
  * ranges, streaming from disk. Used by `ferry demo`, the tests and the benchmark.
  */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -180,7 +182,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
   })
   const {port} = server.address() as AddressInfo
   return {

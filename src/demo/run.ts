@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -11,10 +12,25 @@ import {fileSigner} from '../trust/sign.js'
 import {formatBytes} from '../ui/format.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {startFileServer} from './file-server.js'
+import {demoDeviceSteps} from './steps-device.js'
+import {demoUsbStep} from './steps-usb.js'
+import {makeDemoImages} from './steps-images.js'
 import {makeDemoUpstream} from './upstream.js'
 
 /** The package's own folder: the demo manifest ships with it. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+/** Sets environment variables; the function returned puts back what was there. */
+function setEnv(vars: Record<string, string>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
+  Object.assign(process.env, vars)
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
+}
 
 export interface DemoOptions {
   /** work folder for the upstream fixtures, keys, store and lock (default <package>/demo) */
@@ -48,18 +64,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   await mkdir(work, {recursive: true})
 
   say(`1. generating upstream fixtures in ${relative(process.cwd(), upstreamDir) || '.'}`)
-  await makeDemoUpstream(upstreamDir)
+  const upstream = await makeDemoUpstream(upstreamDir)
+  const imagesDir = await makeDemoImages(join(work, 'images'))
   const server = await startFileServer({root: upstreamDir})
-  const previous = process.env.FERRY_DEMO_UPSTREAM
-  process.env.FERRY_DEMO_UPSTREAM = server.url
+  // manifests/demo.yaml reads where its upstreams are from these variables.
+  const restoreEnv = setEnv({FERRY_DEMO_UPSTREAM: server.url, FERRY_DEMO_UPSTREAM_KEY: upstream.vmKey, FERRY_DEMO_IMAGES: imagesDir})
   try {
     say(`   serving them at ${server.url} (k3s releases, dl.k8s.io, Azure Linux with a signed SHA256SUMS)`)
     const keyDir = join(work, 'keys')
     await mkdir(keyDir, {recursive: true})
-    const keyName = `release-${Date.now()}`
-    const pair = await generateKeyPair({name: 'Demo release signing', date: new Date(Date.now() - 60_000)})
-    const keyFiles = await writeKeyPair(keyDir, keyName, pair)
-    say(`2. release key ${pair.fingerprint} written to ${relative(process.cwd(), keyFiles.public)}`)
+    const keyFiles = {public: join(keyDir, 'release.pub.asc'), private: join(keyDir, 'release.key.asc')}
+    if (existsSync(keyFiles.private) && existsSync(keyFiles.public)) {
+      say(`2. release key: reusing ${relative(process.cwd(), keyFiles.public)}`)
+    } else {
+      const pair = await generateKeyPair({name: 'Demo release signing', date: new Date(Date.now() - 60_000)})
+      await writeKeyPair(keyDir, 'release', pair)
+      say(`2. release key ${pair.fingerprint} written to ${relative(process.cwd(), keyFiles.public)}`)
+    }
 
     const store = new BlobStore(join(work, 'store'))
     const manifestPath = join(PACKAGE_ROOT, 'manifests', 'demo.yaml')
@@ -74,10 +95,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const input = await openBundleInput(built.path)
     const report = await verifyBundleStream(input.open(), {keys: await readPublicKeys([keyFiles.public]), totalSize: input.size, onProgress: options.onProgress})
     say(`5. verified it: signature by ${report.signers.map((s) => s.fingerprint).join(', ')}, ${report.blobs} blobs, every byte hashed`)
+    const usb = await demoUsbStep({bundle: built.path, size: built.size, name: lock.name, version: lock.version, publicKey: keyFiles.public, work, say, onProgress: options.onProgress})
+    const device = await demoDeviceSteps({stick: usb.stick, lock, store, publicKey: keyFiles.public, privateKey: keyFiles.private, work, outDir, say, onProgress: options.onProgress})
     say(``)
     say(`Try: ferry bundle inspect ${relative(process.cwd(), built.path)}`)
     say(`     tar -tvf ${relative(process.cwd(), built.path)}`)
     say(`     ferry bundle verify ${relative(process.cwd(), built.path)} --key ${relative(process.cwd(), keyFiles.public)}`)
+    say(`     ferry usb list ${relative(process.cwd(), usb.stick)}`)
+    say(`     ferry device status --root ${relative(process.cwd(), device.root)}`)
     return {
       bundle: built.path,
       sha256: built.sha256,
@@ -88,8 +113,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       artifacts: lock.artifacts.length,
     }
   } finally {
-    if (previous === undefined) delete process.env.FERRY_DEMO_UPSTREAM
-    else process.env.FERRY_DEMO_UPSTREAM = previous
+    restoreEnv()
     await server.close()
   }
 }

@@ -1,4 +1,5 @@
 import {z} from 'zod'
+import {BundleManifest} from '../bundle/format.js'
 import {HealthCheck} from '../manifest/lock-format.js'
 
 /** A release as the device knows it: which slot holds it. */
@@ -33,6 +34,10 @@ export const DeviceState = z.strictObject({
   /** times a trial was started (recover rolls back after too many) */
   trialAttempts: z.number().int().nonnegative().default(0),
   lastError: z.string().optional(),
+  /** while `verifying` (an import in flight): the state to return to if that import is interrupted */
+  before: DeviceStateName.optional(),
+  /** while `rolling-back`: whether the release being left is to be marked bad (it failed), kept for recover */
+  markBad: z.boolean().optional(),
   updated: z.string(),
 })
 export type DeviceState = z.infer<typeof DeviceState>
@@ -59,5 +64,9 @@ export const SlotManifest = z.strictObject({
   /** container images: reference → manifest digest (for containerd import / k3s) */
   images: z.array(z.strictObject({ref: z.string(), digest: z.string(), mediaType: z.string().optional()})),
   importedAt: z.string(),
+  /** the platform the slot was staged for (artifacts of other platforms were left out) */
+  platform: z.string().optional(),
+  /** a key rotation the release carries: adopt it at commit with adoptRotation() */
+  rotation: BundleManifest.shape.rotation,
 })
 export type SlotManifest = z.infer<typeof SlotManifest>

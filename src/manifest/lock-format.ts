@@ -31,6 +31,12 @@ export const LockedArtifact = z.strictObject({
   platform: z.string().optional(),
   /** version of what it carries (k3s/kubernetes version) */
   version: z.string().optional(),
+  /** images: the full reference the image is named by in the bundle (docker.io/library/nginx:1.27) */
+  ref: z.string().optional(),
+  /** images from a multi-platform index: the platforms kept (the index's other children are left out) */
+  platforms: z.array(z.string()).optional(),
+  /** images: bytes of everything the image carries (documents, configs, layers; shared layers counted in each) */
+  imageSize: z.number().int().nonnegative().optional(),
   upstream: UpstreamProof,
 })
 export type LockedArtifact = z.infer<typeof LockedArtifact>

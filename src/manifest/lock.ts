@@ -5,6 +5,8 @@ import {resolveFiles} from '../sources/files.js'
 import type {FetchOptions} from '../sources/http.js'
 import {resolveK3s} from '../sources/k3s.js'
 import {resolveKubernetes} from '../sources/kubernetes.js'
+import {resolveImages} from '../sources/oci/resolve.js'
+import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import {createResolveContext, orderArtifacts} from '../sources/resolve-context.js'
 import {resolveVms} from '../sources/vm.js'
 import {BlobStore} from '../store/blob-store.js'
@@ -22,11 +24,14 @@ export interface LockOptions {
   now?: Date
   onProgress?: ProgressListener
   http?: FetchOptions
+  /** TLS and auth options for the registries of `spec.images` */
+  registry?: RegistryOptions
 }
 
 /**
  * Resolves a manifest into a lock: every artifact pinned to a URL, a sha256 and a
- * size, with how upstream vouched for it. `spec.images` is not resolved here.
+ * size, with how upstream vouched for it. Each of `spec.images` is pinned to the digest of
+ * its manifest or index (an `image` artifact with its `ref` and the `platforms` kept).
  */
 export async function lockManifest(path: string, opts: LockOptions = {}): Promise<LockFile> {
   const {manifest, dir} = await loadManifest(path)
@@ -49,6 +54,7 @@ export async function lockManifest(path: string, opts: LockOptions = {}): Promis
     spec.k3s ? resolveK3s(spec.k3s, spec.platforms, ctx) : [],
     spec.kubernetes ? resolveKubernetes(spec.kubernetes, spec.platforms, ctx) : [],
     resolveFiles(spec.files, ctx),
+    resolveImages(spec.images, spec.platforms, {manifestDir: dir, registry: opts.registry, onProgress: opts.onProgress}),
   ])
   const resolved = isoSeconds(now)
   return LockFile.parse({

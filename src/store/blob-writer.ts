@@ -31,6 +31,7 @@ async function writeAll(handle: FileHandle, buffers: Uint8Array[], position: num
     const total = pending.reduce((n, b) => n + b.byteLength, 0)
     const {bytesWritten} = await handle.writev(pending, at)
     if (bytesWritten === total) return
+    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
     // A short write (rare: a filling disk) leaves a tail to retry; the next attempt reports the real error.
     at += bytesWritten
     let skip = bytesWritten
@@ -56,15 +57,21 @@ export class BlobWriter {
   private counter = new Sha256Counter()
   private hashed: boolean
   private broken?: unknown
+  private bytes: number
 
   private constructor(
     /** where the bytes are being written */
     readonly path: string,
     private readonly handle: FileHandle,
-    /** bytes in the file so far */
-    public size: number,
+    size: number,
   ) {
+    this.bytes = size
     this.hashed = size === 0
+  }
+
+  /** Bytes in the file so far. */
+  get size(): number {
+    return this.bytes
   }
 
   /** Starts a new, empty file at `path` (which must not exist). */
@@ -86,7 +93,7 @@ export class BlobWriter {
   private async ensureHashed(): Promise<void> {
     if (this.hashed) return
     await hashFileInto(this.counter, this.path)
-    if (this.counter.size !== this.size) throw new Error(`${this.path} changed size while being read (${this.counter.size} of ${this.size} bytes)`)
+    if (this.counter.size !== this.bytes) throw new Error(`${this.path} changed size while being read (${this.counter.size} of ${this.size} bytes)`)
     this.hashed = true
   }
 
@@ -95,7 +102,7 @@ export class BlobWriter {
     if (this.broken) throw this.broken
     await this.ensureHashed()
     const start = this.size
-    let written = this.size
+    let written = this.bytes
     let batch: Uint8Array[] = []
     let batchBytes = 0
     let inFlight: Promise<void> | undefined
@@ -131,7 +138,7 @@ export class BlobWriter {
           )
         }
         this.counter.update(chunk)
-        this.size += n
+        this.bytes += n
         batch.push(chunk)
         batchBytes += n
         options.onData?.(n)
@@ -150,7 +157,7 @@ export class BlobWriter {
     if (this.broken) throw this.broken
     await this.handle.truncate(0)
     this.counter = new Sha256Counter()
-    this.size = 0
+    this.bytes = 0
     this.hashed = true
   }
 

@@ -39,7 +39,8 @@ export class ProgressRenderer {
   constructor(options: RendererOptions = {}) {
     this.stream = options.stream ?? process.stderr
     this.tty = options.tty ?? Boolean(this.stream.isTTY && (this.stream.columns ?? 0) > 0)
-    this.intervalMs = (options.interval ?? 5) * 1000
+    // FERRY_PROGRESS_INTERVAL (seconds) sets how often plain progress lines are printed off a terminal.
+    this.intervalMs = (options.interval ?? (Number(process.env.FERRY_PROGRESS_INTERVAL) || 5)) * 1000
   }
 
   readonly listener: ProgressListener = (event) => this.update(event)

@@ -1,10 +1,13 @@
 import {Args, Flags} from '@oclif/core'
 import {buildBundle} from '../../bundle/build.js'
+import {loadBase} from '../../bundle/delta.js'
+import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {storeFlag} from '../../cli/flags.js'
+import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {loadBuildInput} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {fileSigner, gpgSigner, type Signer} from '../../trust/sign.js'
+import {usageError} from '../../ui/errors.js'
 import {formatBytes} from '../../ui/format.js'
 
 export default class BundleBuild extends BaseCommand {
@@ -18,6 +21,7 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
     {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/manifest.lock.json --key keys/release.key.asc'},
     {description: 'Sign through gpg-agent or a smartcard', command: '<%= config.bin %> bundle build site.yaml --gpg-key 0123456789ABCDEF0123456789ABCDEF01234567 --out /srv/bundles'},
     {description: 'In a scheduled job', command: '<%= config.bin %> bundle build site.lock.json --key /run/secrets/release.key.asc --json'},
+    {description: 'Move devices to a new signing key (adopted when they commit this release)', command: '<%= config.bin %> bundle build site.lock.json --key keys/old.key.asc --rotate-to keys/new.pub.asc'},
   ]
 
   static args = {
@@ -25,12 +29,17 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
   }
 
   static flags = {
-    key: Flags.string({char: 'k', description: 'Private key file (armored OpenPGP) to sign with; repeat for several signers.', multiple: true}),
-    'gpg-key': Flags.string({description: 'Fingerprint of a key held by gpg (gpg-agent, smartcard) to sign with; repeat for several.', multiple: true}),
+    key: Flags.string({char: 'k', description: 'Private key file (armored OpenPGP) to sign with; repeat for several signers.', multiple: true, multipleNonGreedy: true}),
+    'gpg-key': Flags.string({description: 'Fingerprint of a key held by gpg (gpg-agent, smartcard) to sign with; repeat for several.', multiple: true, multipleNonGreedy: true}),
     'passphrase-env': Flags.string({description: 'Name of the environment variable holding the private key passphrase.'}),
     out: Flags.string({char: 'o', description: 'Output folder.', default: 'bundles'}),
     store: storeFlag,
+    since: Flags.string({description: 'Build a delta against this older bundle (.ferry.tar, stick folder, parts.json) or its lock: blobs it already has are left out and named in bundle.json.'}),
     jobs: Flags.integer({char: 'j', description: 'Parallel downloads.', default: 4, min: 1, max: 32}),
+    ...registryFlags,
+    'rotate-to': Flags.string({description: 'Rotate devices to this public key set: each device adopts it when it commits this bundle (signed by the keys it trusts now). Repeat for several keys.', multiple: true, multipleNonGreedy: true}),
+    'rotate-threshold': Flags.integer({description: 'With --rotate-to: how many of the new keys must sign later bundles.', default: 1, min: 1}),
+    'rotate-revoke': Flags.string({description: 'With --rotate-to: fingerprint devices must refuse from now on (a compromised key). Repeat for several.', multiple: true, multipleNonGreedy: true}),
   }
 
   async run() {
@@ -40,11 +49,17 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
     for (const file of flags.key ?? []) signers.push(await fileSigner(file, passphrase))
     for (const fpr of flags['gpg-key'] ?? []) signers.push(await gpgSigner(fpr))
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
-    const lock = await loadBuildInput(args.input, {store, onProgress: this.progress()})
-    const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, onProgress: this.progress()})
+    const registry = registryOptions(flags)
+    const lock = await loadBuildInput(args.input, {store, registry, onProgress: this.progress()})
+    const since = flags.since ? await loadBase(flags.since, {onProgress: this.progress()}) : undefined
+    if (!flags['rotate-to'] && flags['rotate-revoke']) throw usageError('ROTATION_EMPTY', '--rotate-revoke needs --rotate-to: the new key set devices move to')
+    const rotation = flags['rotate-to'] ? await rotationFromFiles(flags['rotate-to'], flags['rotate-threshold'], flags['rotate-revoke']) : undefined
+    const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: Math.max(8, flags.jobs), onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
     this.say(`built ${built.path}`)
     this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}`)
+    if (since) this.say(`  delta from ${since.name} ${since.version}: ${built.manifest.omitted?.length ?? 0} blob(s) left out (the base has them)`)
     this.say(`  signed by ${signers.map((s) => s.fingerprint).join(', ')}; expires ${built.manifest.expires}`)
+    if (rotation) this.say(`  rotates devices to ${rotation.keys.length} key(s), threshold ${rotation.threshold}, at commit`)
     return {
       path: built.path,
       sha256: built.sha256,
@@ -54,6 +69,7 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
       artifacts: built.manifest.artifacts.length,
       fetched: built.fetched,
       signers: signers.map((s) => s.fingerprint),
+      ...(built.manifest.base ? {base: built.manifest.base, omitted: built.manifest.omitted ?? []} : {}),
     }
   }
 }

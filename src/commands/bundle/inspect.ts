@@ -36,11 +36,19 @@ export default class BundleInspect extends BaseCommand {
     this.say(`  signers   ${info.signatureKeys.join(', ')}${info.verifiedBy ? '  (verified)' : '  (not verified: give --key)'}`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}; ${m.omitted?.length ?? 0} blob(s) left out`)
     this.say(`  artifacts:`)
-    const width = Math.max(...m.artifacts.map((a) => a.name.length), 4)
-    for (const a of m.artifacts) {
+    const files = m.artifacts.filter((a) => a.kind !== 'image')
+    const width = Math.max(...files.map((a) => a.name.length), 4)
+    for (const a of files) {
       this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
     }
+    if (info.images.length) {
+      this.say(`  images:`)
+      const w = Math.max(...info.images.map((i) => i.ref.length))
+      for (const i of info.images) {
+        this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}`)
+      }
+    }
     if (m.health.length) this.say(`  health checks: ${m.health.map((h) => h.name).join(', ')}`)
-    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null}
+    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images}
   }
 }

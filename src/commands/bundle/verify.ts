@@ -1,4 +1,5 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
+import {loadVerifyBase} from '../../bundle/delta.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {verifyBundleStream} from '../../bundle/verify.js'
 import {BaseCommand} from '../../cli/base-command.js'
@@ -20,11 +21,12 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
   ]
 
   static args = {
-    bundle: Args.string({description: 'bundle file (.ferry.tar)', required: true}),
+    bundle: Args.string({description: 'bundle: a .ferry.tar, a stick folder or a .parts.json (parts are read as one stream)', required: true}),
   }
 
   static flags = {
     key: trustedKeyFlag,
+    base: Flags.string({description: 'For a delta bundle: the bundle it was built against (.ferry.tar, stick folder or parts.json); the blobs the delta leaves out are checked there.'}),
   }
 
   async run() {
@@ -32,10 +34,12 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) to trust with --key PUB.asc')
     const keys = await readPublicKeys(flags.key)
     const input = await openBundleInput(args.bundle)
-    const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress()})
+    const base = flags.base ? await loadVerifyBase(flags.base, this.progress()) : undefined
+    const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress(), ...(base ? {base} : {})})
     const m = report.manifest
     this.say(`OK ${input.label}: ${m.name} ${m.version}, ${report.blobs} blobs, ${formatBytes(report.bytes)}`)
     this.say(`  signed by ${report.signers.map((s) => s.fingerprint).join(', ')}; expires ${m.expires}`)
+    if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}: ${m.omitted?.length ?? 0} blob(s) found in the base`)
     return {
       path: input.label,
       name: m.name,
@@ -45,6 +49,7 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
       blobs: report.blobs,
       bytes: report.bytes,
       digest: report.manifestDigest,
+      ...(m.base ? {base: m.base, omitted: m.omitted ?? []} : {}),
     }
   }
 }

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {resolve} from 'node:path'
 import {BaseCommand} from '../../cli/base-command.js'
-import {loadManifest} from '../../manifest/load.js'
+import {registryFlags, registryOptions} from '../../cli/flags.js'
 import {defaultLockPath, lockManifest, writeLock} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {formatBytes} from '../../ui/format.js'
@@ -9,9 +9,9 @@ import {formatBytes} from '../../ui/format.js'
 export default class ManifestLock extends BaseCommand {
   static summary = 'Resolve a manifest into a lock file: every artifact pinned to a URL, sha256 and size.'
 
-  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now.
+  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now, and every image under spec.images to the digest of its manifest or index (registry credentials come from the files docker, podman and skopeo log in to: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
 
-The lock records when it was resolved; building from the same lock gives the same bundle. Images listed under spec.images are checked but not resolved by this command.`
+The lock records when it was resolved; building from the same lock gives the same bundle.`
 
   static examples = [
     {description: 'Lock a manifest; writes manifests/manifest.lock.json', command: '<%= config.bin %> manifest lock manifests/site.yaml'},
@@ -26,6 +26,7 @@ The lock records when it was resolved; building from the same lock gives the sam
   static flags = {
     out: Flags.string({char: 'o', description: 'lock file to write [default: manifest.lock.json beside the manifest]'}),
     store: Flags.string({description: 'blob store, used when an upstream gives no size [default: $FERRY_STORE or ~/.cache/ferry]'}),
+    ...registryFlags,
   }
 
   async run() {
@@ -34,14 +35,13 @@ The lock records when it was resolved; building from the same lock gives the sam
     const lock = await lockManifest(args.manifest, {
       store: new BlobStore(BlobStore.defaultRoot(flags.store)),
       onProgress: this.progress(),
+      registry: registryOptions(flags),
     })
     await writeLock(lock, out)
     const bytes = lock.artifacts.reduce((sum, a) => sum + a.size, 0)
     for (const a of lock.artifacts) this.say(`  ${a.name}  ${formatBytes(a.size)}  sha256:${a.sha256.slice(0, 12)}  (${a.upstream.verifiedBy})`)
     const n = lock.artifacts.length
     this.say(`Locked ${lock.name} ${lock.version}: ${n} artifact${n === 1 ? '' : 's'}, ${formatBytes(bytes)}, expires ${lock.expires}`)
-    const {manifest} = await loadManifest(args.manifest)
-    if (manifest.spec.images.length > 0) this.say(`Note: the ${manifest.spec.images.length} image(s) under spec.images are not in the lock; this command does not resolve images.`)
     this.say(`Wrote ${out}`)
     return {path: out, name: lock.name, version: lock.version, artifacts: lock.artifacts.length, bytes}
   }

@@ -1,0 +1,59 @@
+// Build a bundle of 9 images (~1 GB: 8 images sharing a 20 MB base + 3 × 40 MB layers each, and a
+// multi-arch index) from a loopback docker-registry; the peer, same run: `skopeo copy` of the same 9
+// images into one OCI layout. Also a rebuild with a warm store.
+import {mkdir, rm, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
+import {makeImages, skopeo, startRegistry} from '../test/helpers/registry.js'
+import {FERRY, median, memRow, row, run} from './lib.js'
+
+export async function benchImages(work: string, rounds = 3): Promise<string[]> {
+  await mkdir(work, {recursive: true})
+  const layout = join(work, 'layout')
+  makeImages(layout, 8, 3, 40, 20)
+  const registry = await startRegistry(join(work, 'registry'))
+  const lines: string[] = []
+  try {
+    const h = registry.host
+    const refs = [...Array.from({length: 8}, (_, i) => `img${i}`), 'multi'].map((n) => `${h}/bench/${n}:v1`)
+    for (const [i, ref] of refs.entries()) {
+      const name = i < 8 ? `img${i}` : 'multi'
+      await skopeo(['copy', '-q', ...(name === 'multi' ? ['--all'] : []), '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${ref}`])
+    }
+    await rm(layout, {recursive: true, force: true})
+    const manifest = join(work, 'images.yaml')
+    await writeFile(manifest, `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: bench-images, version: 1.0.0}\nspec:\n  platforms: [linux/amd64]\n  images:\n${refs.map((r) => `    - ${r}`).join('\n')}\n`)
+    const lock = join(work, 'images.lock.json')
+    await run([...FERRY, 'manifest', 'lock', manifest, '--out', lock, '-q'])
+    const pair = await writeKeyPair(join(work, 'keys'), 'bench', await generateKeyPair({name: 'bench', date: new Date(Date.now() - 3600_000)}))
+    const cold: number[] = []
+    const warm: number[] = []
+    const peer: number[] = []
+    let peak = 0
+    const store = join(work, 'store')
+    const out = join(work, 'out')
+    const peerDir = join(work, 'peer')
+    const skopeoAll = refs.map((r, i) => `skopeo copy -q ${i === 8 ? '--all ' : ''}--src-tls-verify=false docker://${r} oci:${peerDir}:n${i}`).join(' && ')
+    for (let r = 0; r < rounds; r++) {
+      await rm(store, {recursive: true, force: true})
+      await rm(out, {recursive: true, force: true})
+      const b = await run([...FERRY, 'bundle', 'build', lock, '--key', pair.private, '--out', out, '--store', store, '--json', '-q'])
+      cold.push(b.seconds)
+      peak = Math.max(peak, b.peakMiB)
+      await rm(out, {recursive: true, force: true})
+      const w = await run([...FERRY, 'bundle', 'build', lock, '--key', pair.private, '--out', out, '--store', store, '--json', '-q'])
+      warm.push(w.seconds)
+      peak = Math.max(peak, w.peakMiB)
+      await rm(peerDir, {recursive: true, force: true})
+      peer.push((await run(skopeoAll)).seconds)
+    }
+    lines.push(`-- images from a registry, 9 images ~1 GB (${rounds} rounds, medians) --`)
+    lines.push(row('bundle build vs skopeo copy (9 images)', median(cold), median(peer), 0.8))
+    lines.push(row('rebuild, warm store (out removed) vs first build', median(warm), median(cold), 0.2))
+    lines.push(memRow('bundle build peak RSS', peak))
+  } finally {
+    await registry.stop()
+    await rm(work, {recursive: true, force: true})
+  }
+  return lines
+}

@@ -1,0 +1,104 @@
+import {createHash} from 'node:crypto'
+import {readLock} from '../manifest/lock.js'
+import {integrityError, usageError} from '../ui/errors.js'
+import type {ProgressListener} from '../ui/progress.js'
+import {describeLock, serialise, type DeltaBase} from './build.js'
+import {ENTRY, type BundleManifest} from './format.js'
+import {openBundleInput, type BundleInput} from './input.js'
+import {readTar, type TarEntry} from './tar-reader.js'
+import type {BaseBlobs} from './verify.js'
+import {parseBundleJson} from './verify.js'
+
+/** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
+export interface BundleBase extends DeltaBase, BaseBlobs {
+  manifest: BundleManifest
+  /** every blob digest the base carries or, being a delta itself, relies on */
+  digests: Set<string>
+}
+
+const RETAIN_MAX = 4 << 20
+const RETAIN_TOTAL = 64 << 20
+const sha = (bytes: Buffer) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+
+const isLockPath = (path: string) => path.endsWith('.json') && !path.endsWith('.parts.json')
+
+async function readAll(entry: TarEntry, limit: number): Promise<Buffer> {
+  if (entry.size > limit) throw integrityError('ENTRY_TOO_LARGE', `${entry.path} is ${entry.size} bytes, above the limit of ${limit}`)
+  const parts: Buffer[] = []
+  for await (const chunk of entry.body) parts.push(Buffer.from(chunk))
+  return Buffer.concat(parts)
+}
+
+function makeBase(manifest: BundleManifest, digest: string, digests: Set<string>, retained = new Map<string, Buffer>()): BundleBase {
+  return {
+    name: manifest.name,
+    version: manifest.version,
+    digest,
+    manifest,
+    digests,
+    has: (d) => digests.has(d),
+    content: (d) => retained.get(d),
+  }
+}
+
+/**
+ * Reads a base bundle in one pass: its bundle.json (whose sha256 a delta
+ * names), and every blob it carries. With `checkBlobs`, each blob is hashed
+ * against its name, so `verify --base` vouches for the bytes a delta leaves
+ * out; a base's own signature is not needed, the delta's signature covers its
+ * digest. Small JSON blobs are kept to walk image graphs.
+ */
+export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: boolean; onProgress?: ProgressListener} = {}): Promise<BundleBase> {
+  const entries = readTar(input.open(), {onBytes: (n) => options.onProgress?.({phase: 'read base', done: n, total: input.size})})
+  const first = (await entries.next()).value as TarEntry | undefined
+  if (!first || first.path !== ENTRY.manifest) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first)`)
+  const bundleJson = await readAll(first, 16 << 20)
+  const manifest = parseBundleJson(bundleJson)
+  const digests = new Set<string>(manifest.omitted ?? [])
+  const retained = new Map<string, Buffer>()
+  let retainedBytes = 0
+  for await (const entry of entries) {
+    if (!entry.path.startsWith(ENTRY.blobPrefix)) {
+      for await (const _ of entry.body) void _
+      continue
+    }
+    const digest = `sha256:${entry.path.slice(ENTRY.blobPrefix.length)}`
+    const hash = options.checkBlobs ? createHash('sha256') : undefined
+    const keep = entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL
+    const kept: Buffer[] = []
+    for await (const chunk of entry.body) {
+      hash?.update(chunk)
+      if (keep) kept.push(Buffer.from(chunk))
+    }
+    if (hash && 'sha256:' + hash.digest('hex') !== digest) {
+      throw integrityError('BASE_CORRUPT', `the base ${input.label} is damaged: blob ${digest} does not match its content`)
+    }
+    if (keep && kept.length && kept[0][0] === 0x7b) {
+      const bytes = Buffer.concat(kept)
+      retained.set(digest, bytes)
+      retainedBytes += bytes.length
+    }
+    digests.add(digest)
+  }
+  return makeBase(manifest, sha(bundleJson), digests, retained)
+}
+
+/**
+ * The base a delta is built against: an older bundle (file, stick folder or
+ * parts.json) or its lock. From a lock, bundle.json is rebuilt as the build
+ * wrote it, so a base built with a key rotation must be given as the bundle.
+ */
+export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener} = {}): Promise<BundleBase> {
+  if (isLockPath(path)) {
+    const lock = await readLock(path)
+    const manifest = describeLock(lock).manifest
+    return makeBase(manifest, sha(serialise(manifest)), new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`)))
+  }
+  return readBaseBundle(await openBundleInput(path), options)
+}
+
+/** A base for `bundle verify --base`: only a bundle, whose bytes can be checked, will do. */
+export async function loadVerifyBase(path: string, onProgress?: ProgressListener): Promise<BundleBase> {
+  if (isLockPath(path)) throw usageError('BASE_NOT_A_BUNDLE', `--base ${path}: give the base bundle itself (a lock holds no bytes to check)`)
+  return loadBase(path, {checkBlobs: true, onProgress})
+}

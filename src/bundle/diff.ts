@@ -1,0 +1,86 @@
+import {indexTar} from '../sources/oci/tar-index.js'
+import {ENTRY, type BundleArtifact, type BundleManifest} from './format.js'
+import type {BundleInput} from './input.js'
+import {inspectBundle} from './inspect.js'
+import {readTar} from './tar-reader.js'
+
+export interface Change {
+  name: string
+  kind: string
+  from?: string
+  to?: string
+  size: number
+}
+
+export interface BundleDiff {
+  old: {name: string; version: string}
+  new: {name: string; version: string}
+  /** files, binaries, VM images: by artifact name */
+  artifacts: {added: Change[]; removed: Change[]; changed: Change[]}
+  /** container images: by reference */
+  images: {added: Change[]; removed: Change[]; changed: Change[]}
+  /** what a delta from OLD to NEW would carry: blobs of NEW that OLD lacks */
+  delta: {blobs: number; bytes: number}
+  /** the full NEW bundle's blob bytes, for comparison */
+  full: {blobs: number; bytes: number}
+}
+
+/** digest → size of every blob entry, from tar headers (seeking) for a file, else by streaming. */
+async function blobSizes(input: BundleInput): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>()
+  const add = (path: string, size: number) => {
+    if (path.startsWith(ENTRY.blobPrefix)) sizes.set(`sha256:${path.slice(ENTRY.blobPrefix.length)}`, size)
+  }
+  const members = await indexTar(input.label).catch(() => undefined)
+  if (members) {
+    for (const [path, m] of members) add(path, m.size)
+    return sizes
+  }
+  for await (const entry of readTar(input.open())) {
+    add(entry.path, entry.size)
+    for await (const chunk of entry.body) void chunk
+  }
+  return sizes
+}
+
+function compare(olds: BundleArtifact[], news: BundleArtifact[], key: (a: BundleArtifact) => string) {
+  const before = new Map(olds.map((a) => [key(a), a]))
+  const after = new Map(news.map((a) => [key(a), a]))
+  const change = (a: BundleArtifact, from?: string, to?: string): Change => ({name: key(a), kind: a.kind, from, to, size: a.imageSize ?? a.size})
+  return {
+    added: [...after.values()].filter((a) => !before.has(key(a))).map((a) => change(a, undefined, a.digest)),
+    removed: [...before.values()].filter((a) => !after.has(key(a))).map((a) => change(a, a.digest, undefined)),
+    changed: [...after.values()].filter((a) => before.has(key(a)) && before.get(key(a))!.digest !== a.digest).map((a) => change(a, before.get(key(a))!.digest, a.digest)),
+  }
+}
+
+const notImage = (m: BundleManifest) => m.artifacts.filter((a) => a.kind !== 'image')
+const images = (m: BundleManifest) => m.artifacts.filter((a) => a.kind === 'image')
+
+/**
+ * Compares two bundles by what they carry: artifacts by name, images by reference (added,
+ * removed, changed digest), and the bytes a delta from OLD to NEW would carry. Reads bundle.json
+ * and the archive's headers only; nothing is hashed (use "bundle verify" for that).
+ */
+export async function diffBundles(oldInput: BundleInput, newInput: BundleInput): Promise<BundleDiff> {
+  const [a, b] = await Promise.all([inspectBundle(oldInput), inspectBundle(newInput)])
+  const [oldBlobs, newBlobs] = await Promise.all([blobSizes(oldInput), blobSizes(newInput)])
+  let bytes = 0
+  let blobs = 0
+  let fullBytes = 0
+  for (const [digest, size] of newBlobs) {
+    fullBytes += size
+    if (oldBlobs.has(digest)) continue
+    blobs++
+    bytes += size
+  }
+  const ref = (x: BundleArtifact) => x.ref ?? x.name
+  return {
+    old: {name: a.manifest.name, version: a.manifest.version},
+    new: {name: b.manifest.name, version: b.manifest.version},
+    artifacts: compare(notImage(a.manifest), notImage(b.manifest), (x) => x.name),
+    images: compare(images(a.manifest), images(b.manifest), ref),
+    delta: {blobs, bytes},
+    full: {blobs: newBlobs.size, bytes: fullBytes},
+  }
+}

@@ -1,0 +1,37 @@
+import {Args} from '@oclif/core'
+import {openBundleInput} from '../../bundle/input.js'
+import {pushBundle} from '../../bundle/push.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
+import {readPublicKeys} from '../../trust/keys.js'
+import {usageError} from '../../ui/errors.js'
+import {formatBytes} from '../../ui/format.js'
+
+export default class BundlePush extends BaseCommand {
+  static summary = "Verify a bundle and load its images into a site's registry."
+
+  static description = `For a site with several nodes: the bundle is verified first (signature against --key, every digest), then its images are sent to REGISTRY (distribution, zot, Harbor), each under PREFIX/<its repository>:<its tag>, so docker.io/library/nginx:1.27 pushed to registry.site:5000/edge becomes registry.site:5000/edge/library/nginx:1.27 with the same digest. Blobs the registry already has are not sent (HEAD), and one already in another repository there is mounted instead. Credentials come from the files docker, podman and skopeo log in to.`
+
+  static examples = [
+    '<%= config.bin %> bundle push bundles/edge-site-2026.11.0.ferry.tar registry.site.local:5000/edge --key keys/release.pub.asc',
+    '<%= config.bin %> bundle push /media/usb registry.site.local --key keys/release.pub.asc --ca-file site-ca.pem --json',
+  ]
+
+  static args = {
+    bundle: Args.string({description: 'bundle (.ferry.tar, stick folder, parts.json)', required: true}),
+    registry: Args.string({description: 'REGISTRY[/PREFIX], e.g. registry.site.local:5000/edge', required: true}),
+  }
+
+  static flags = {key: trustedKeyFlag, ...registryFlags}
+
+  async run() {
+    const {args, flags} = await this.parse(BundlePush)
+    if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) the bundle must be signed by: --key FILE')
+    const input = await openBundleInput(args.bundle)
+    const result = await pushBundle(input, args.registry, {keys: await readPublicKeys(flags.key), registry: registryOptions(flags), onProgress: this.progress()})
+    for (const i of result.images) this.say(`  ${i.target}  ${i.digest.slice(0, 19)}`)
+    const b = result.blobs
+    this.say(`pushed ${result.images.length} image(s): ${b.uploaded} blob(s) sent (${formatBytes(result.bytes)}), ${b.mounted} mounted, ${b.present} already there`)
+    return result
+  }
+}

@@ -1,0 +1,164 @@
+import {mkdir, readFile, rm} from 'node:fs/promises'
+import {openBundleInput} from '../bundle/input.js'
+import {type BaseBlobs, verifyBundleStream} from '../bundle/verify.js'
+import {acquirePidLock} from '../store/pid-lock.js'
+import {FerryError} from '../ui/errors.js'
+import type {ProgressListener} from '../ui/progress.js'
+import {deviceNow, recordTime, systemNow} from './clock.js'
+import {readDeviceConfig} from './config.js'
+import {DeviceBlobs} from './device-blobs.js'
+import {AlreadyApplied, checkRelease, peekSpaceNeeded} from './import-checks.js'
+import {readState, writeFileAtomic, writeState} from './journal.js'
+import {type DevicePaths, otherSlot, type SlotName} from './paths.js'
+import {hostPlatform} from './platform.js'
+import {ensureFreeSpace} from './space.js'
+import {stageSlot} from './stage-slot.js'
+import type {DeviceState, DeviceStateName} from './state-format.js'
+import {checkpoint} from './testing.js'
+import {checkBundleSignatures, loadTrust} from './trust-store.js'
+
+export interface ImportOptions {
+  /** the device's platform; default device.yaml's `platform`, else linux/<this machine's arch> */
+  platform?: string
+  /** import a release a rollback marked bad */
+  force?: boolean
+  onProgress?: ProgressListener
+}
+
+export interface ImportResult {
+  status: 'staged' | 'already-applied'
+  name: string
+  version: string
+  /** sha256 of bundle.json */
+  digest: string
+  /** the slot staged (for already-applied: the slot holding it) */
+  slot: SlotName
+  platform: string
+  signers: string[]
+  /** blobs in the bundle, and how many of them (and bytes) were new to the device store */
+  blobs: number
+  stored: {blobs: number; bytes: number}
+  bytes: number
+  /** fingerprints of the key set the release will rotate to at commit */
+  rotation?: {keys: string[]; threshold: number}
+}
+
+/** Where a device goes back to when an import stops: what it was, minus a staged release the import replaced. */
+function settled(state: DeviceState): DeviceStateName {
+  if (state.state === 'verifying') return state.before ?? (state.current ? 'committed' : 'idle')
+  if (state.state === 'staged' && !state.staged) return state.current ? 'committed' : 'idle'
+  return state.state
+}
+
+/** Puts state.json back exactly as it was (or absent), so a refused import changes nothing at all. */
+async function restoreState(paths: DevicePaths, raw: Buffer | undefined): Promise<void> {
+  if (raw === undefined) await rm(paths.state, {force: true})
+  else await writeFileAtomic(paths.state, raw)
+}
+
+/**
+ * Imports a bundle into the inactive slot: one streaming verify against the trust store (threshold, expiry
+ * against the device's time, platform, anti-rollback, bad releases), every blob written into the device store
+ * as it streams by, then the slot filled and release.json written last. Nothing is staged unless everything
+ * verified; a refused import leaves state.json and the slots as they were.
+ */
+export async function importBundle(paths: DevicePaths, bundlePath: string, opts: ImportOptions = {}): Promise<ImportResult> {
+  const input = await openBundleInput(bundlePath)
+  const platform = opts.platform ?? (await readDeviceConfig(paths)).platform ?? hostPlatform()
+  const blobs = new DeviceBlobs(paths)
+  const needed = await peekSpaceNeeded(input, blobs, platform)
+  await ensureFreeSpace(paths.base, needed, `importing ${input.label}`)
+  await mkdir(paths.base, {recursive: true})
+  const lock = await acquirePidLock(paths.lock, 'the device')
+  try {
+    const raw = await readFile(paths.state).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    })
+    const state = await readState(paths)
+    if (['switching', 'trial', 'rolling-back'].includes(state.state)) {
+      throw new FerryError('busy', 'APPLY_INTERRUPTED', `an apply was interrupted (state ${state.state}); run "ferry device recover --root ${paths.root}" before importing`)
+    }
+    const before: DeviceState = {...state, state: settled(state), step: undefined, before: undefined}
+    const now = await deviceNow(paths)
+    const trust = await loadTrust(paths)
+    await blobs.init()
+    await writeState(paths, {...before, state: 'verifying', step: 'verify', before: before.state})
+    checkpoint('verifying:verify')
+
+    let signature: Buffer = Buffer.alloc(0)
+    let rotation: ImportResult['rotation']
+    const options: Parameters<typeof verifyBundleStream>[1] = {
+      keys: [],
+      now,
+      totalSize: input.size,
+      onProgress: opts.onProgress,
+      blobSink: (digest) => blobs.sink(digest),
+      checkSignature: async (bundleJson, sig) => {
+        signature = sig
+        const signers = await checkBundleSignatures(paths, bundleJson, sig, {now, trust})
+        const checked = await checkRelease(paths, bundleJson, {state: before, platform, force: opts.force, blobs})
+        rotation = checked.rotation
+        if (checked.base) options.base = checked.base satisfies BaseBlobs
+        return signers
+      },
+    }
+    let report
+    try {
+      report = await verifyBundleStream(input.open(), options)
+      await blobs.flush()
+    } catch (err) {
+      await blobs.flush().catch(() => undefined)
+      // If even this fails (a full disk), the journal still says `verifying` and recover settles it; the
+      // reason the import stopped is what the technician needs to read.
+      await restoreState(paths, raw).catch(() => undefined)
+      if (err instanceof AlreadyApplied) {
+        const c = before.current!
+        return {status: 'already-applied', name: c.name, version: c.version, digest: err.digest, slot: c.slot, platform, signers: [], blobs: 0, stored: {blobs: 0, bytes: 0}, bytes: 0}
+      }
+      throw err
+    }
+
+    const m = report.manifest
+    const slot: SlotName = before.current ? otherSlot(before.current.slot) : 'a'
+    const kept = (r: DeviceState['staged']) => (r && r.slot !== slot ? r : undefined)
+    const staging = await writeState(paths, {
+      ...before,
+      state: 'verifying',
+      step: 'stage',
+      staged: undefined,
+      previous: kept(before.previous),
+      before: settled({...before, staged: undefined}),
+    })
+    checkpoint('verifying:stage')
+    try {
+      await stageSlot(paths, slot, blobs, {manifest: m, bundleJson: report.bundleJson, signature, digest: report.manifestDigest, platform})
+    } catch (err) {
+      await writeState(paths, {...staging, state: staging.before!, step: undefined, before: undefined, lastError: (err as Error).message}).catch(() => undefined)
+      throw err
+    }
+    await writeState(paths, {
+      ...staging,
+      state: 'staged',
+      step: undefined,
+      before: undefined,
+      staged: {slot, name: m.name, version: m.version, digest: report.manifestDigest},
+    })
+    await recordTime(paths, systemNow())
+    return {
+      status: 'staged',
+      name: m.name,
+      version: m.version,
+      digest: report.manifestDigest,
+      slot,
+      platform,
+      signers: report.signers.map((s) => s.fingerprint),
+      blobs: report.blobs,
+      stored: {...blobs.written},
+      bytes: report.bytes,
+      ...(rotation ? {rotation} : {}),
+    }
+  } finally {
+    await lock.release()
+  }
+}

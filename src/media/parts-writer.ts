@@ -1,0 +1,227 @@
+import {randomBytes} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {open, readdir, readFile, rename, rm, stat, type FileHandle} from 'node:fs/promises'
+import {join} from 'node:path'
+import {Sha256Counter, sha256File} from '../store/hashing.js'
+import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
+import {formatBytes} from '../ui/format.js'
+import type {ProgressListener} from '../ui/progress.js'
+import {detectFilesystem, FAT_MAX_FILE, FAT_PART_SIZE, type MediaFilesystem} from './filesystem.js'
+import {mediaError, syncFolder} from './media-io.js'
+import {PARTS_SCHEMA, partFileName, partsFileName, planParts, serialiseParts, type PartRecord, type PartsFile} from './parts-format.js'
+import {readPart} from './parts-reader.js'
+
+/** The bundle file to put on the medium, with what its bundle.json says. */
+export interface MediaSource {
+  path: string
+  size: number
+  /** file name on the medium, e.g. edge-site-1.2.3.ferry.tar */
+  file: string
+  name: string
+  version: string
+}
+
+export interface WriteMediaOptions {
+  /** bytes per part; on FAT at most 4 GiB − 1 */
+  partSize?: number
+  /** read every byte back after writing (default true) */
+  verify?: boolean
+  onProgress?: ProgressListener
+}
+
+export interface WriteMediaResult {
+  partsFile: string
+  parts: PartsFile
+  filesystem: MediaFilesystem
+  /** bytes written in this run; parts already on the medium and intact are kept */
+  written: number
+  kept: number
+  verified: boolean
+}
+
+const PART_RE = /\.part-(\d{3})$/
+
+function choosePartSize(fs: MediaFilesystem, size: number, asked?: number): number {
+  if (asked !== undefined) {
+    if (fs.fatLimit && asked > FAT_MAX_FILE) {
+      throw new FerryError('usage', 'PART_TOO_LARGE', `${fs.mountPoint} is ${fs.type}: parts must stay below 4 GiB; give a smaller --part-size`)
+    }
+    return asked
+  }
+  return fs.fatLimit ? FAT_PART_SIZE : Math.max(size, 1)
+}
+
+async function* sourceRange(path: string, offset: number, size: number): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of createReadStream(path, {start: offset, end: offset + size - 1, highWaterMark: 1 << 20}) as AsyncIterable<Buffer>) yield chunk
+  } catch (err) {
+    throw asLocalIoError(err, `reading ${path}`)
+  }
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0
+  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten
+}
+
+/** Writes small bytes to `final` through a temp name, fsync, rename, fsync of the folder. */
+async function writeFileDurably(dir: string, final: string, bytes: Buffer): Promise<void> {
+  const temp = join(dir, `.${final}.${randomBytes(4).toString('hex')}.partial`)
+  const fh = await open(temp, 'wx')
+  try {
+    await writeAll(fh, bytes)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(temp, join(dir, final))
+  await syncFolder(dir)
+}
+
+/**
+ * Writes a bundle to a mounted medium as `<bundle>.part-NNN` files and, last,
+ * `<bundle>.parts.json`, so an interrupted write never looks complete. Each
+ * part goes to a temp name, is fsynced and renamed; then every byte is read
+ * back. A rerun keeps the parts already there that match and writes the rest.
+ */
+export async function writeBundleToMedia(source: MediaSource, dir: string, options: WriteMediaOptions = {}): Promise<WriteMediaResult> {
+  const fs = await detectFilesystem(dir)
+  const partSize = choosePartSize(fs, source.size, options.partSize)
+  const plan = planParts(source.size, partSize)
+  const partsName = partsFileName(source.file)
+  const progress = options.onProgress
+  let current = partsName
+  let temp: string | undefined
+  try {
+    const names = await readdir(dir)
+    const mine = names.filter((n) => n === partsName || n.startsWith(`${source.file}.part-`) || n.startsWith(`.${source.file}.`))
+    let existingBytes = 0
+    for (const n of mine) existingBytes += (await stat(join(dir, n)).catch(() => undefined))?.size ?? 0
+    const needed = source.size + 4096
+    if (fs.free !== undefined && needed > fs.free + existingBytes) {
+      const available = fs.free + existingBytes
+      throw new FerryError('io', 'NO_SPACE', `${dir} has ${formatBytes(available)} free but ${source.file} needs ${formatBytes(needed)} (${needed} bytes needed, ${available} available): use a larger stick or free space on it`, {
+        details: {needed, available},
+      })
+    }
+    for (const n of mine) if (n.endsWith('.partial')) await rm(join(dir, n), {force: true})
+
+    let invalidated = false
+    // Before the first change, the old parts.json goes, so the stick never claims a bundle it does not hold.
+    const invalidate = async () => {
+      if (invalidated) return
+      invalidated = true
+      if (names.includes(partsName)) {
+        await rm(join(dir, partsName), {force: true})
+        await syncFolder(dir)
+      }
+    }
+    const total = new Sha256Counter()
+    const records: PartRecord[] = []
+    const fresh: PartRecord[] = []
+    let written = 0
+    let done = 0
+    let lastReport = 0
+    const report = (phase: string, item: string, n: number, of: number) => {
+      if (progress && (n - lastReport >= 4 << 20 || n === of)) {
+        lastReport = n
+        progress({phase, item, done: n, total: of})
+      }
+    }
+    for (const [i, range] of plan.entries()) {
+      current = partFileName(source.file, i)
+      const final = join(dir, current)
+      const existing = (await stat(final).catch(() => undefined))?.size
+      let totalFed = false
+      if (existing === range.size) {
+        const counter = new Sha256Counter()
+        const onStick = sha256File(final)
+        for await (const chunk of sourceRange(source.path, range.offset, range.size)) {
+          counter.update(chunk)
+          total.update(chunk)
+        }
+        const digest = counter.digest()
+        if ((await onStick).digest === digest) {
+          records.push({file: current, size: range.size, sha256: digest})
+          done += range.size
+          report('write', current, done, source.size)
+          continue
+        }
+        totalFed = true
+      }
+      await invalidate()
+      if (existing !== undefined) await rm(final, {force: true})
+      temp = join(dir, `.${current}.${randomBytes(4).toString('hex')}.partial`)
+      const counter = new Sha256Counter()
+      const fh = await open(temp, 'wx')
+      try {
+        for await (const chunk of sourceRange(source.path, range.offset, range.size)) {
+          counter.update(chunk)
+          if (!totalFed) total.update(chunk)
+          await writeAll(fh, chunk)
+          written += chunk.length
+          done += chunk.length
+          report('write', current, done, source.size)
+        }
+        await fh.sync()
+      } finally {
+        await fh.close().catch(() => {})
+      }
+      await rename(temp, final)
+      temp = undefined
+      await syncFolder(dir)
+      const record = {file: current, size: range.size, sha256: counter.digest()}
+      records.push(record)
+      fresh.push(record)
+    }
+    if (total.size !== source.size) throw integrityError('SOURCE_CHANGED', `${source.path} changed while it was being written; write it again`)
+    for (const n of names) {
+      const m = PART_RE.exec(n)
+      if (m && n.startsWith(`${source.file}.part-`) && Number(m[1]) >= plan.length) {
+        await invalidate()
+        current = n
+        await rm(join(dir, n), {force: true})
+      }
+    }
+
+    if (options.verify !== false) await readBack(dir, fresh, progress)
+
+    const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, sha256: total.digest(), partSize, parts: records}
+    const bytes = serialiseParts(parts)
+    current = partsName
+    const old = await readFile(join(dir, partsName)).catch(() => undefined)
+    if (!old || !old.equals(bytes)) {
+      await invalidate()
+      await writeFileDurably(dir, partsName, bytes)
+    }
+    return {partsFile: join(dir, partsName), parts, filesystem: fs, written, kept: records.length - fresh.length, verified: options.verify !== false}
+  } catch (err) {
+    if (temp) await rm(temp, {force: true}).catch(() => {})
+    throw mediaError(err, `writing ${current} to ${dir}; nothing there looks complete, run "ferry usb write" again once the stick is back (intact parts are kept)`)
+  }
+}
+
+/** Reads back every part just written and compares it with what was sent. */
+async function readBack(dir: string, parts: PartRecord[], progress?: ProgressListener): Promise<void> {
+  const total = parts.reduce((n, p) => n + p.size, 0)
+  let done = 0
+  let last = 0
+  for (const part of parts) {
+    try {
+      for await (const chunk of readPart(dir, part)) {
+        done += chunk.length
+        if (progress && done - last >= 4 << 20) {
+          last = done
+          progress({phase: 'read-back', item: part.file, done, total})
+        }
+      }
+    } catch (err) {
+      const code = (err as FerryError).code
+      if (code === 'PART_CORRUPT' || code === 'PART_SIZE_MISMATCH') {
+        throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written: the stick is failing; use another stick`, {part: part.file})
+      }
+      throw err
+    }
+  }
+  progress?.({phase: 'read-back', done, total})
+}

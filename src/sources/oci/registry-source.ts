@@ -1,0 +1,157 @@
+import {createHash} from 'node:crypto'
+import type {BlobStore} from '../../store/blob-store.js'
+import {ExitCode, FerryError, integrityError} from '../../ui/errors.js'
+import {RestartSignal, TransientError, withRetries} from '../http-retry.js'
+import type {Descriptor} from './document.js'
+import type {FetchedDocument, ImageSource} from './image-source.js'
+import {MANIFEST_ACCEPT} from './media-types.js'
+import {formatReference, type RegistryReference} from './reference.js'
+import {RegistryClient, type RegistryOptions} from './registry-client.js'
+
+const MAX_MANIFEST = 4 << 20
+
+const sha = (bytes: Buffer) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+
+/** One client per registry, shared by every image on it. */
+export class RegistryPool {
+  private readonly clients = new Map<string, RegistryClient>()
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  client(registry: string): RegistryClient {
+    let c = this.clients.get(registry)
+    if (!c) {
+      c = new RegistryClient(registry, this.options)
+      this.clients.set(registry, c)
+    }
+    return c
+  }
+
+  source(ref: RegistryReference): ImageSource {
+    return new RegistrySource(this.client(ref.registry), ref)
+  }
+}
+
+function contentRange(value: string | null): {start?: number; total?: number} | undefined {
+  const m = value ? /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/i.exec(value.trim()) : null
+  if (!m) return undefined
+  return {start: m[1] === undefined ? undefined : Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2])}
+}
+
+/** GETs a manifest by tag or digest, reads at most 4 MiB, and ties the bytes to their digest. */
+export async function getManifest(client: RegistryClient, repository: string, reference: string, what: string): Promise<FetchedDocument> {
+  return withRetries(client.policy, client.classify(what), async () => {
+      const res = await client.request(repository, `/v2/${repository}/manifests/${reference}`, {headers: {Accept: MANIFEST_ACCEPT}})
+      if (!res.ok) throw await client.failure(res, what)
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > MAX_MANIFEST) throw integrityError('TOO_LARGE', `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`)
+        chunks.push(chunk)
+      }
+      const bytes = Buffer.concat(chunks, size)
+      const digest = sha(bytes)
+      const claimed = res.headers.get('docker-content-digest')
+      if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
+        throw integrityError('DIGEST_MISMATCH', `${what}: the registry says the manifest is ${claimed}, its bytes hash to ${digest}`)
+      }
+      if (reference.startsWith('sha256:') && reference !== digest) {
+        throw integrityError('DIGEST_MISMATCH', `${what}: asked for ${reference}, the bytes received hash to ${digest}; the registry or a proxy changed them`)
+      }
+      return {bytes, digest, mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim()}
+  })
+}
+
+class RegistrySource implements ImageSource {
+  readonly name: string
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly ref: RegistryReference,
+  ) {
+    this.name = formatReference(ref)
+  }
+
+  root(): Promise<FetchedDocument> {
+    return getManifest(this.client, this.ref.repository, this.ref.digest ?? this.ref.tag ?? 'latest', this.name)
+  }
+
+  async document(desc: Descriptor): Promise<FetchedDocument> {
+    const got = await getManifest(this.client, this.ref.repository, desc.digest, `${this.name} (${desc.digest})`)
+    if (got.bytes.length !== desc.size) throw integrityError('SIZE_MISMATCH', `${this.name}: ${desc.digest} is ${got.bytes.length} bytes, its descriptor says ${desc.size}`)
+    return got
+  }
+
+  /**
+   * Downloads a blob into the store unless it is there: hashed while written, retried with
+   * backoff, resumed with Range from the bytes already kept (this run's or an interrupted
+   * earlier one's), and kept only when digest and size match.
+   */
+  async fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void): Promise<number> {
+    const present = await store.has(desc.digest)
+    if (present && present.size === desc.size) return 0
+    const what = `${this.name} blob ${desc.digest}`
+    const writer = await store.claimPartial(desc.digest)
+    let fetched = 0
+    let furthest = writer.size
+    const progressed = () => {
+      const moved = writer.size > furthest
+      furthest = Math.max(furthest, writer.size)
+      return moved
+    }
+    const once = async () => {
+      if (writer.size > desc.size) await writer.truncate()
+      if (writer.size === desc.size) return
+      const from = writer.size
+      const controller = new AbortController()
+      const timer = setTimeout(() => controller.abort(), this.client.options.timeoutMs ?? 60_000)
+      try {
+        const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`, {
+          headers: from > 0 ? {Range: `bytes=${from}-`} : {},
+          signal: controller.signal,
+        })
+        if (from > 0 && res.status === 416) {
+          await writer.truncate()
+          throw new RestartSignal()
+        }
+        if (!res.ok) throw await this.client.failure(res, what)
+        if (res.status === 206) {
+          if (contentRange(res.headers.get('content-range'))?.start !== from) {
+            await writer.truncate()
+            throw new RestartSignal()
+          }
+        } else if (from > 0) {
+          await writer.truncate()
+        }
+        await writer.append(res.body as AsyncIterable<Uint8Array>, {
+          maxSize: desc.size,
+          what,
+          onData: (n) => {
+            timer.refresh()
+            fetched += n
+            onData?.(n)
+          },
+        })
+        if (writer.size < desc.size) {
+          throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${what}: the transfer ended after ${writer.size} of ${desc.size} bytes; try again later`))
+        }
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    let committing = false
+    try {
+      await withRetries(this.client.policy, this.client.classify(what), once, progressed)
+      committing = true
+      await store.commit(writer, {digest: desc.digest, size: desc.size, what})
+      return fetched
+    } catch (err) {
+      if (!committing) {
+        const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
+        await (keep ? store.park(writer, desc.digest) : store.discard(writer))
+      }
+      throw err
+    }
+  }
+}

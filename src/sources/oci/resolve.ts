@@ -1,0 +1,60 @@
+import type {LockedArtifact} from '../../manifest/lock-format.js'
+import type {ProgressListener} from '../../ui/progress.js'
+import {mapPool} from '../pool.js'
+import {parseImageDocument, platformString, selectPlatforms} from './document.js'
+import {ImageSources} from './image-source.js'
+import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
+import type {RegistryOptions} from './registry-client.js'
+
+export interface ResolveImagesOptions {
+  /** where relative `oci:`/`oci-archive:` paths start (the manifest's folder) */
+  manifestDir: string
+  registry?: RegistryOptions
+  /** images resolved at once; default 8 */
+  concurrency?: number
+  onProgress?: ProgressListener
+}
+
+/**
+ * Pins every `images:` entry to the digest of its manifest or index, now. An index must offer
+ * every platform of the bundle (exit 2 otherwise, listing what it has); the lock records the
+ * platforms kept and the bytes the image will add (its documents, configs and layers).
+ */
+export async function resolveImages(images: string[], platforms: string[], opts: ResolveImagesOptions): Promise<LockedArtifact[]> {
+  const sources = new ImageSources(opts.registry)
+  let done = 0
+  return mapPool(images, opts.concurrency ?? 8, async (text) => {
+    const ref = parseImageReference(text, opts.manifestDir)
+    const source = await sources.open(ref)
+    const root = await source.root()
+    const doc = parseImageDocument(root.bytes, root.mediaType, source.name)
+    let size = root.bytes.length
+    let kept: string[] | undefined
+    if (doc.kind === 'index') {
+      const children = selectPlatforms(doc, platforms, source.name)
+      kept = children.map((c) => platformString(c.platform))
+      for (const child of children) {
+        const got = await source.document(child)
+        const manifest = parseImageDocument(got.bytes, child.mediaType, `${source.name} ${platformString(child.platform)}`)
+        if (manifest.kind !== 'manifest') continue
+        size += got.bytes.length + manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0)
+      }
+    } else {
+      size += doc.config.size + doc.layers.reduce((n, l) => n + l.size, 0)
+    }
+    const name = bundleImageName(ref)
+    opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length})
+    return {
+      name: `images/${name}`,
+      kind: 'image' as const,
+      url: ref.transport === 'registry' ? formatReference({...ref, digest: root.digest}) : formatSource(ref),
+      sha256: root.digest.slice('sha256:'.length),
+      size: root.bytes.length,
+      mediaType: doc.mediaType,
+      ref: name,
+      ...(kept ? {platforms: kept} : {}),
+      imageSize: size,
+      upstream: {verifiedBy: 'registry' as const},
+    }
+  })
+}

@@ -1,0 +1,88 @@
+// Output for people and for scripts: progress on a terminal only, plain lines elsewhere, NO_COLOR,
+// the --json envelope and exit codes of usage errors.
+import {execFile} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {PassThrough} from 'node:stream'
+import {promisify} from 'node:util'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {runDemo} from '../src/demo/run.js'
+import {formatBytes, parseSize} from '../src/ui/format.js'
+import {ProgressRenderer} from '../src/ui/progress.js'
+import {ferry, REPO} from './helpers/cli.js'
+
+const exec = promisify(execFile)
+const ctx = {} as {dir: string; bundle: string; pub: string}
+const test = suite('ui')
+
+test.before(async () => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'ferry-ui-'))
+  const demo = await runDemo({workDir: join(ctx.dir, 'work'), outDir: join(ctx.dir, 'out')}).catch((e) => {
+    console.error(e)
+    throw e
+  })
+  ctx.bundle = demo.bundle
+  ctx.pub = demo.publicKey
+})
+
+test.after(async () => {
+  await rm(ctx.dir, {recursive: true, force: true})
+})
+
+test('off a terminal, progress is plain periodic lines with bytes, rate and ETA', () => {
+  const stream = new PassThrough()
+  let text = ''
+  stream.on('data', (d) => (text += d))
+  const r = new ProgressRenderer({stream: stream as unknown as NodeJS.WriteStream, tty: false, interval: 0})
+  r.update({phase: 'fetch', done: 0, total: 4 << 20})
+  r.update({phase: 'fetch', item: 'k3s', done: 1 << 20, total: 4 << 20})
+  r.stop()
+  assert.match(text, /^fetch k3s: 1\.0 MiB \/ 4\.0 MiB, [\d.]+ (B|KiB|MiB|GiB)\/s, ETA \S+$/m)
+  assert.not.match(text, /\x1b\[/)
+})
+
+test('on a terminal (a real pty), a spinner shows the phase and bytes; NO_COLOR leaves out colour', async () => {
+  const cmd = `stty cols 120 rows 40; node bin/run.js bundle verify ${ctx.bundle} --key ${ctx.pub}`
+  const {stdout} = await exec('script', ['-qec', cmd, '/dev/null'], {cwd: REPO, env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0'}})
+  assert.match(stdout, /verify: [\d.]+ MiB \/ [\d.]+ MiB/)
+  assert.match(stdout, /OK .*demo-site 1\.0\.0/)
+  assert.not.match(stdout, /\x1b\[3\dm/, 'no colour codes with NO_COLOR')
+})
+
+test('with --json on a non-terminal, stdout is exactly one JSON object', async () => {
+  const r = await ferry(['bundle', 'verify', ctx.bundle, '--key', ctx.pub, '--json'])
+  assert.is(r.code, 0)
+  assert.is(r.json?.status, 0)
+  assert.is(r.json?.result.name, 'demo-site')
+})
+
+test('usage errors: exit 2, one line, JSON envelope with a code', async () => {
+  const r = await ferry(['bundle', 'verify', '--json'])
+  assert.is(r.code, 2)
+  assert.is(r.json?.error?.code, 'USAGE')
+  assert.ok(!r.json?.error?.message.includes('\n'))
+  const k = await ferry(['bundle', 'verify', ctx.bundle])
+  assert.is(k.code, 2)
+  assert.match(k.stderr, /--key/)
+})
+
+test('every command has help with examples', async () => {
+  for (const cmd of [['bundle', 'build'], ['bundle', 'verify'], ['bundle', 'inspect'], ['manifest', 'lock'], ['keys', 'generate'], ['keys', 'list'], ['demo']]) {
+    const r = await ferry([...cmd, '--help'])
+    assert.is(r.code, 0, cmd.join(' '))
+    assert.match(r.stdout, /EXAMPLES/, cmd.join(' '))
+  }
+})
+
+test('sizes: parse and print in powers of 1024', () => {
+  assert.is(parseSize('512'), 512)
+  assert.is(parseSize('64K'), 64 * 1024)
+  assert.is(parseSize('4MiB'), 4 << 20)
+  assert.is(parseSize('1G'), 1 << 30)
+  assert.throws(() => parseSize('12 parsecs'))
+  assert.is(formatBytes(1536), '1.5 KiB')
+})
+
+test.run()
