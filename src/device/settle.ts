@@ -98,5 +98,5 @@ export async function rollBack(paths: DevicePaths, config: DeviceConfig, state: 
 export function withRollbackNote(err: FerryError, back: SlotRelease | undefined): FerryError {
   const kind = (Object.keys(ExitCode) as ExitCodeName[]).find((k) => ExitCode[k] === err.exit) ?? 'unexpected'
   const where = back ? `rolled back to ${back.name} ${back.version} (slot ${back.slot})` : 'rolled back: no release is active'
-  return new FerryError(kind, err.code, `${err.message}; ${where}`, {cause: err.cause, details: err.details})
+  return new FerryError(kind, err.code, `${err.message}; ${where}`, {cause: err.cause, details: err.data})
 }

@@ -20,14 +20,15 @@ export type ExitCodeName = keyof typeof ExitCode
 export class FerryError extends Error {
   readonly code: string
   readonly exit: number
-  readonly details?: Record<string, unknown>
+  /** structured facts for scripts (named `data`, not `details`: test runners read `details` as a diff) */
+  readonly data?: Record<string, unknown>
 
   constructor(kind: ExitCodeName, code: string, message: string, options?: {cause?: unknown; details?: Record<string, unknown>}) {
     super(message, options?.cause === undefined ? undefined : {cause: options.cause})
     this.name = 'FerryError'
     this.code = code
     this.exit = ExitCode[kind]
-    this.details = options?.details
+    this.data = options?.details
   }
 }
 
