@@ -1,6 +1,7 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
+import {syncDir} from '../store/atomic-file.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {ENTRY, OCI_LAYOUT_BYTES} from './format.js'
@@ -160,14 +161,4 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   }
   onProgress?.({phase: 'write', item: basename(target), done: writer.written, total})
   return {path: target, sha256: writer.hash.digest('hex'), size: writer.written}
-}
-
-/** fsync a folder so a rename in it survives a power cut. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
 }

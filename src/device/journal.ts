@@ -1,8 +1,5 @@
-import {randomBytes} from 'node:crypto'
-import {mkdir, open, readFile, rename, rm} from 'node:fs/promises'
-import {basename, dirname, join} from 'node:path'
-import {syncDir} from '../bundle/write.js'
-import {FerryError} from '../ui/errors.js'
+import {writeFileAtomic} from '../store/atomic-file.js'
+import {readJsonFile} from '../store/json-file.js'
 import type {DevicePaths} from './paths.js'
 import {DeviceState} from './state-format.js'
 
@@ -10,42 +7,8 @@ const INITIAL: DeviceState = {schema: 'ferry.device-state/v1', state: 'idle', tr
 
 /** Reads state.json; a device never touched by Ferry is `idle` with nothing installed. */
 export async function readState(paths: DevicePaths): Promise<DeviceState> {
-  let text: string
-  try {
-    text = await readFile(paths.state, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {...INITIAL}
-    throw err
-  }
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch {
-    throw new FerryError('integrity', 'STATE_CORRUPT', `${paths.state} is not valid JSON; it is only ever replaced by an atomic rename, so the disk may be failing`)
-  }
-  const parsed = DeviceState.safeParse(raw)
-  if (!parsed.success) throw new FerryError('integrity', 'STATE_CORRUPT', `${paths.state}: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`)
-  return parsed.data
-}
-
-/** Writes a file so that a power cut leaves either the old content or the new: temp, fsync, rename, fsync dir. */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`)
-  try {
-    const fh = await open(temp, 'wx', 0o644)
-    try {
-      await fh.writeFile(data)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(temp, path)
-  } catch (err) {
-    await rm(temp, {force: true})
-    throw err
-  }
-  await syncDir(dirname(path))
+  const state = await readJsonFile(paths.state, DeviceState, 'STATE_CORRUPT', 'it is only ever replaced by an atomic rename, so the disk may be failing')
+  return state ?? {...INITIAL}
 }
 
 /** Records the next state in the journal. Call it BEFORE the side effect it announces. */

@@ -1,27 +1,16 @@
-import {mkdir} from 'node:fs/promises'
-import {acquirePidLock} from '../store/pid-lock.js'
 import {usageError} from '../ui/errors.js'
 import {refuseInFlight} from './apply.js'
 import {readDeviceConfig} from './config.js'
 import {readState} from './journal.js'
+import {withDeviceLock} from './lock.js'
 import type {DevicePaths} from './paths.js'
 import {type CommitResult, commitTrial, rollBack} from './settle.js'
 import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState} from './state-format.js'
 
-async function withLock<T>(paths: DevicePaths, work: () => Promise<T>): Promise<T> {
-  await mkdir(paths.base, {recursive: true})
-  const lock = await acquirePidLock(paths.lock, 'the device')
-  try {
-    return await work()
-  } finally {
-    await lock.release()
-  }
-}
-
 /** `device commit`: accept the release in trial without waiting for its checks. */
 export function commitByHand(paths: DevicePaths): Promise<CommitResult> {
-  return withLock(paths, async () => {
+  return withDeviceLock(paths, async () => {
     const state = await readState(paths)
     if (state.state !== 'trial') {
       throw usageError('NOT_IN_TRIAL', `nothing is in trial: the device is ${state.state}${state.current ? ` on ${state.current.version}` : ''}`)
@@ -35,7 +24,7 @@ export function commitByHand(paths: DevicePaths): Promise<CommitResult> {
  * slot still holds its release (an import since then overwrote it). The release left is marked bad.
  */
 export function rollBackByHand(paths: DevicePaths): Promise<DeviceState> {
-  return withLock(paths, async () => {
+  return withDeviceLock(paths, async () => {
     const state = await readState(paths)
     if (state.state === 'trial') {
       return rollBack(paths, await readDeviceConfig(paths), state, {reason: `${state.current?.version ?? 'the release'} was rolled back by hand during its trial`, markBad: true})

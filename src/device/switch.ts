@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {readlink, rename, rm, symlink} from 'node:fs/promises'
 import {join} from 'node:path'
-import {syncDir} from '../bundle/write.js'
+import {syncDir} from '../store/atomic-file.js'
 import type {DevicePaths, SlotName} from './paths.js'
 
 /**

@@ -1,8 +1,7 @@
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
-import {FerryError} from '../ui/errors.js'
-import {writeFileAtomic} from './journal.js'
+import {writeFileAtomic} from '../store/atomic-file.js'
+import {readJsonFile} from '../store/json-file.js'
 import type {DevicePaths} from './paths.js'
 
 const Fingerprint = z.string().regex(/^[0-9A-F]{40,64}$/, 'a fingerprint (40 uppercase hex)')
@@ -62,25 +61,7 @@ export const trustFile = {
 
 /** Reads and validates one trust-store file; `undefined` when it does not exist yet. */
 export async function readTrustFile<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch {
-    throw new FerryError('integrity', 'TRUST_STORE_CORRUPT', `${file} is not valid JSON; restore it or re-provision the trust store`)
-  }
-  const parsed = schema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new FerryError('integrity', 'TRUST_STORE_CORRUPT', `${file}: ${issue.path.join('.') || '(top)'}: ${issue.message}`)
-  }
-  return parsed.data
+  return readJsonFile(file, schema, 'TRUST_STORE_CORRUPT', 'restore it or re-provision the trust store')
 }
 
 export async function writeTrustFile(file: string, value: unknown): Promise<void> {

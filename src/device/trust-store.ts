@@ -1,14 +1,14 @@
-import {mkdir, readdir, readFile, rm} from 'node:fs/promises'
+import {readdir, readFile, rm} from 'node:fs/promises'
 import * as openpgp from 'openpgp'
 import type {PublicKey} from 'openpgp'
 import type {KeyRotation} from '../bundle/format.js'
 import {rotationKeys} from '../bundle/rotation.js'
-import {acquirePidLock} from '../store/pid-lock.js'
 import {describeKey, readKeyFile} from '../trust/keys.js'
 import {hexId} from '../trust/pgp-data.js'
 import {signatureKeyIds, verifyDetached} from '../trust/verify.js'
 import {FerryError, trustError, usageError} from '../ui/errors.js'
-import {writeFileAtomic} from './journal.js'
+import {writeFileAtomic} from '../store/atomic-file.js'
+import {withDeviceLock} from './lock.js'
 import type {DevicePaths} from './paths.js'
 import {readTrustFile, trustFile, TrustPolicy, writeTrustFile} from './trust-format.js'
 
@@ -42,17 +42,6 @@ async function readPolicy(paths: DevicePaths): Promise<TrustPolicy> {
 
 async function writePolicy(paths: DevicePaths, policy: TrustPolicy): Promise<void> {
   await writeTrustFile(trustFile.policy(paths), policy)
-}
-
-/** The technician's trust-store edits take the device lock, so they never interleave with an import or apply. */
-async function withDeviceLock<T>(paths: DevicePaths, work: () => Promise<T>): Promise<T> {
-  await mkdir(paths.base, {recursive: true})
-  const lock = await acquirePidLock(paths.lock, 'the device')
-  try {
-    return await work()
-  } finally {
-    await lock.release()
-  }
 }
 
 /** Every trusted key with its parsed public key; a key listed in the policy but missing on disk is an error. */

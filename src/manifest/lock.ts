@@ -1,6 +1,4 @@
-import {randomBytes} from 'node:crypto'
-import {open, rename, rm} from 'node:fs/promises'
-import {basename, dirname, join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {resolveFiles} from '../sources/files.js'
 import type {FetchOptions} from '../sources/http.js'
 import {resolveK3s} from '../sources/k3s.js'
@@ -9,6 +7,7 @@ import {resolveImages} from '../sources/oci/resolve.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import {createResolveContext, orderArtifacts} from '../sources/resolve-context.js'
 import {resolveVms} from '../sources/vm.js'
+import {writeFileAtomic} from '../store/atomic-file.js'
 import {BlobStore} from '../store/blob-store.js'
 import {asLocalIoError, usageError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
@@ -97,19 +96,9 @@ function healthCheck(h: HealthSpec): HealthCheck {
 
 /** Writes the lock as stable JSON (2 spaces, trailing newline), atomically: temp file, fsync, rename. */
 export async function writeLock(lock: LockFile, file: string): Promise<void> {
-  const text = `${JSON.stringify(LockFile.parse(lock), null, 2)}\n`
-  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`)
   try {
-    const handle = await open(temp, 'wx', 0o644)
-    try {
-      await handle.writeFile(text)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, file)
+    await writeFileAtomic(file, `${JSON.stringify(LockFile.parse(lock), null, 2)}\n`)
   } catch (err) {
-    await rm(temp, {force: true})
     throw asLocalIoError(err, `writing ${file}`)
   }
 }

@@ -1,4 +1,3 @@
-import {open} from 'node:fs/promises'
 import {FerryError} from '../ui/errors.js'
 
 /**
@@ -21,12 +20,3 @@ export function mediaError(err: unknown, what: string): unknown {
   return new FerryError('io', `MEDIA_${code}`, `${what}: ${reason} (${code})`, {cause: err})
 }
 
-/** fsync a folder so a rename in it survives a power cut or a pulled stick. */
-export async function syncFolder(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}

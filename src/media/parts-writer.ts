@@ -7,7 +7,8 @@ import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
 import {formatBytes} from '../ui/format.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {detectFilesystem, FAT_MAX_FILE, FAT_PART_SIZE, type MediaFilesystem} from './filesystem.js'
-import {mediaError, syncFolder} from './media-io.js'
+import {syncDir} from '../store/atomic-file.js'
+import {mediaError} from './media-io.js'
 import {PARTS_SCHEMA, partFileName, partsFileName, planParts, serialiseParts, type PartRecord, type PartsFile} from './parts-format.js'
 import {readPart} from './parts-reader.js'
 
@@ -75,7 +76,7 @@ async function writeFileDurably(dir: string, final: string, bytes: Buffer): Prom
     await fh.close()
   }
   await rename(temp, join(dir, final))
-  await syncFolder(dir)
+  await syncDir(dir)
 }
 
 /**
@@ -113,7 +114,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       invalidated = true
       if (names.includes(partsName)) {
         await rm(join(dir, partsName), {force: true})
-        await syncFolder(dir)
+        await syncDir(dir)
       }
     }
     const total = new Sha256Counter()
@@ -169,7 +170,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       }
       await rename(temp, final)
       temp = undefined
-      await syncFolder(dir)
+      await syncDir(dir)
       const record = {file: current, size: range.size, sha256: counter.digest()}
       records.push(record)
       fresh.push(record)

@@ -1,0 +1,36 @@
+import {randomBytes} from 'node:crypto'
+import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
+
+/** fsync a folder so a rename in it survives a power cut (or a pulled stick). */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Writes a small file so that a power cut leaves either the old content or the
+ * new: a temp file beside it, fsync, rename over, fsync the folder.
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), {recursive: true})
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`)
+  try {
+    const fh = await open(temp, 'wx', mode)
+    try {
+      await fh.writeFile(data)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(temp, path)
+  } catch (err) {
+    await rm(temp, {force: true})
+    throw err
+  }
+  await syncDir(dirname(path))
+}
