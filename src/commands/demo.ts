@@ -3,9 +3,9 @@ import {BaseCommand} from '../cli/base-command.js'
 import {runDemo} from '../demo/run.js'
 
 export default class Demo extends BaseCommand {
-  static summary = 'Run the whole build side on generated data, offline, with nothing but Node.'
+  static summary = 'Run both halves end to end on generated data, offline, with nothing but Node.'
 
-  static description = `Starts a loopback HTTP upstream laid out like the k3s releases, dl.k8s.io and Azure Linux (with a signed checksum file), locks manifests/demo.yaml against it, builds a signed bundle into bundles/ and verifies it. Everything it makes goes under demo/ (fixtures, keys, store, lock) and bundles/.`
+  static description = `Starts a loopback HTTP upstream laid out like the k3s releases, dl.k8s.io and Azure Linux (with a signed checksum file) and generates two container images in an OCI layout; locks manifests/demo.yaml against them, builds a signed bundle into bundles/, verifies it, writes it in parts to a folder standing in for a USB stick and verifies it there. Then it plays the site: a sandbox device imports the bundle from the stick and applies it (health check passes, committed), and a second release whose health check fails is rolled back automatically, as device status shows. Everything it makes goes under demo/ (fixtures, keys, store, lock, stick, device) and bundles/.`
 
   static examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --json']
 
