@@ -2,7 +2,7 @@
 // blobs OLD lacks and names OLD as its base; `bundle verify` refuses a delta without `--base` and checks the
 // omitted blobs in the base. v2 changes one file; `factory.build(…, {images})` takes image references too,
 // so a changed image layer is one more entry in V1/V2.
-import {createHash} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ferry} from './helpers/cli.js'
+import {makeImages} from './helpers/registry.js'
 import {makeBundleFactory, type BuiltTestBundle, type BundleFactory, type TestFile} from './helpers/usb-bundle.js'
 
 const MiB = 1 << 20
@@ -108,6 +109,37 @@ test('the base can be read from a stick folder written by usb write', async () =
   assert.is(w.code, 0, w.stderr)
   const r = await ferry(['bundle', 'verify', ctx.delta, '--key', ctx.factory.pub, '--base', stick])
   assert.is(r.code, 0, r.stderr)
+})
+
+test('one changed image layer and one changed file: the delta carries just those blobs and the new image documents', async () => {
+  // v1: an image made by code; v2: the same image with one layer added by umoci (the others unchanged).
+  const v1Layout = join(ctx.dir, 'img-v1')
+  const v2Layout = join(ctx.dir, 'img-v2')
+  makeImages(v1Layout, 1, 2, 3, 2)
+  execFileSync('cp', ['-a', v1Layout, v2Layout])
+  const rootfs = join(ctx.dir, 'img-unpacked')
+  execFileSync('umoci', ['unpack', '--image', `${v2Layout}:img0`, rootfs])
+  await writeFile(join(rootfs, 'rootfs', 'patched.bin'), randomBytes(MiB))
+  execFileSync('umoci', ['repack', '--image', `${v2Layout}:img0`, rootfs])
+  const v1 = await ctx.factory.build('3.0.0', V1, {outDir: join(ctx.dir, 'img-b1'), images: [`oci:${v1Layout}:img0`]})
+  const full = await ctx.factory.build('4.0.0', V2, {outDir: join(ctx.dir, 'img-b2'), images: [`oci:${v2Layout}:img0`]})
+  const blobsOf = (path: string) => new Map(execFileSync('tar', ['-tvf', path]).toString().trim().split('\n').filter((l) => l.includes('blobs/sha256/')).map((l) => [l.split(/\s+/).pop()!, Number(l.split(/\s+/)[2])]))
+  const old = blobsOf(v1.path)
+  const fresh = [...blobsOf(full.path)].filter(([b]) => !old.has(b))
+  const changedBytes = fresh.reduce((n, [, size]) => n + size, 0)
+  const r = await ferry(['bundle', 'build', full.lockPath, '--key', ctx.factory.priv, '--since', v1.path, '--out', join(ctx.dir, 'img-delta'), '--store', store(), '--json'])
+  assert.is(r.code, 0, r.stderr)
+  const carried = [...blobsOf(r.json!.result.path).keys()].sort()
+  assert.equal(carried, fresh.map(([b]) => b).sort())
+  // the new layer, the new config, the new manifest, and the changed file
+  assert.is(carried.length, 4)
+  assert.ok(r.json!.result.size <= changedBytes + MiB, `${r.json!.result.size} > ${changedBytes} + 1 MiB`)
+  const m = JSON.parse(bundleJsonOf(r.json!.result.path).toString('utf8'))
+  assert.ok(m.omitted.length >= 4, 'unchanged layers and files are omitted')
+  const ok = await ferry(['bundle', 'verify', r.json!.result.path, '--key', ctx.factory.pub, '--base', v1.path, '--json'])
+  assert.is(ok.code, 0, ok.stdout + ok.stderr)
+  const refused = await ferry(['bundle', 'verify', r.json!.result.path, '--key', ctx.factory.pub, '--json'])
+  assert.is(refused.code, 3)
 })
 
 test.run()
