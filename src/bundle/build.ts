@@ -7,7 +7,7 @@ import {acquirePidLock} from '../store/pid-lock.js'
 import {fetchToStore} from '../sources/http.js'
 import {mapPool} from '../sources/pool.js'
 import {armorSignatures, type Signer} from '../trust/sign.js'
-import {trustError} from '../ui/errors.js'
+import {FerryError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
 import {collectImages, imageIndexEntries} from './images.js'
@@ -143,16 +143,21 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     // A delta neither fetches nor carries what its base has.
     const omitted = since ? [...new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)))].sort() : []
     const carried = since ? {...lock, artifacts: lock.artifacts.filter((a) => !since.has(`sha256:${a.sha256}`))} : lock
-    const files = await fetchArtifacts(carried, options)
-    const images = await collectImages(lock, {
-      store: options.store,
-      registry: options.registry,
-      concurrency: options.imageJobs,
-      skip: since ? (d) => since.has(d) : undefined,
-      onProgress: options.onProgress,
-    })
-    const blobs = [...files.blobs, ...images.blobs]
-    const fetched = files.fetched + images.fetched
+    const gather = async () => {
+      const files = await fetchArtifacts(carried, options)
+      const images = await collectImages(lock, {
+        store: options.store,
+        registry: options.registry,
+        concurrency: options.imageJobs,
+        skip: since ? (d) => since.has(d) : undefined,
+        onProgress: options.onProgress,
+      })
+      // What the store hashed in this run is not hashed again on its way into the archive.
+      const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b, fresh: options.store.checkedHere(b.digest)}))
+      return {blobs, images, fetched: files.fetched + images.fetched}
+    }
+    const gathered = await gather()
+    const images = gathered.images
     if (images.omitted.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...images.omitted])].sort())
     const described = describeLock(lock)
     const indexJson = described.indexJson
@@ -165,9 +170,19 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     const signedAt = new Date(lock.resolved)
     const parts = []
     for (const signer of options.signers) parts.push(await signer.sign(bundleJson, signedAt))
-    const signature = Buffer.from(armorSignatures(parts))
-    const written = await writeBundleArchive(target, {bundleJson, signature, indexJson, blobs}, options.onProgress)
-    return {...written, manifest, fetched}
+    const entries = {bundleJson, signature: Buffer.from(armorSignatures(parts)), indexJson}
+    try {
+      const written = await writeBundleArchive(target, {...entries, blobs: gathered.blobs}, options.onProgress)
+      return {...written, manifest, fetched: gathered.fetched}
+    } catch (err) {
+      // A cached blob damaged on disk (a power cut after it landed): drop it, fetch it again, write once more.
+      const damaged = err instanceof FerryError && err.code === 'STORE_CORRUPT' ? (err.data?.digests as string[] | undefined) : undefined
+      if (!damaged) throw err
+      for (const digest of damaged) await options.store.evict(digest)
+      const again = await gather()
+      const written = await writeBundleArchive(target, {...entries, blobs: again.blobs}, options.onProgress)
+      return {...written, manifest, fetched: gathered.fetched + again.fetched}
+    }
   } finally {
     await lockFile.release()
   }

@@ -1,7 +1,8 @@
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {syncDir} from '../store/atomic-file.js'
+import {remoteHash, returnSlab, takeSlab, type RemoteHash} from '../store/hash-pool.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {ENTRY, OCI_LAYOUT_BYTES} from './format.js'
@@ -12,6 +13,8 @@ export interface BlobFile {
   size: number
   /** where the bytes are on disk (the blob store) */
   path: string
+  /** the bytes were hashed against `digest` by this process already: no need to hash them again */
+  fresh?: boolean
 }
 
 export interface BundleEntries {
@@ -39,17 +42,34 @@ export function archiveSize(entries: BundleEntries): number {
 
 const hexOf = (digest: string) => digest.slice('sha256:'.length)
 
-const CHUNK = 4 << 20
+/** Archive bytes gathered before one write and one hash step. */
+const SLAB_BYTES = 1 << 20
+/** Slabs in the ring: one filling while the others are written and hashed. */
+const SLABS = 4
+
+interface Slab {
+  buffer: Buffer
+  /** its write and hash steps */
+  busy: Promise<unknown>
+}
 
 /**
- * Copies entries into the archive through two reused buffers: the next chunk is read and
- * hashed while the previous one is being written, and no per-chunk garbage is made.
+ * Copies entries into the archive through a ring of reused slabs: the next one is filled (small
+ * entries copied in, blob files read in) while the previous ones are written at their offset and
+ * hashed on worker threads. No per-chunk garbage, and reading, writing and hashing overlap.
+ * A blob the store did not check in this process is hashed again on its way in: a store file
+ * damaged by a crash is reported, never written into a signed bundle unnoticed.
  */
 class ArchiveWriter {
-  private readonly buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+  private readonly slabs: Slab[] = []
   private turn = 0
-  private pending: Promise<unknown> = Promise.resolve()
-  readonly hash = createHash('sha256')
+  private fill = 0
+  private failed?: unknown
+  private readonly hash: RemoteHash = remoteHash()
+  private readonly checks: Array<Promise<string | undefined>> = []
+  /** blob checks reading the current slab */
+  private steps: Array<Promise<unknown>> = []
+  /** bytes handed to the archive so far */
   written = 0
 
   constructor(
@@ -57,50 +77,102 @@ class ArchiveWriter {
     private readonly onChunk: () => void,
   ) {}
 
+  private async current(): Promise<Slab> {
+    this.slabs[this.turn] ??= {buffer: takeSlab(SLAB_BYTES), busy: Promise.resolve()}
+    const slab = this.slabs[this.turn]
+    if (this.fill === 0) await slab.busy
+    if (this.failed) throw this.failed
+    return slab
+  }
+
+  /** Writes and hashes the filled part of the current slab, which `steps` may be reading too. */
+  private dispatch(): void {
+    const slab = this.slabs[this.turn]
+    const view = slab.buffer.subarray(0, this.fill)
+    const at = this.written
+    this.written += this.fill
+    this.fill = 0
+    this.turn = (this.turn + 1) % SLABS
+    const steps = this.steps
+    this.steps = []
+    const write = this.writeAll(view, at)
+    slab.busy = Promise.all([write, this.hash.update(view), ...steps]).catch((err: unknown) => {
+      this.failed ??= err
+    })
+    this.onChunk()
+  }
+
+  private async writeAll(view: Buffer, at: number): Promise<void> {
+    let done = 0
+    while (done < view.length) {
+      const {bytesWritten} = await this.out.write(view, done, view.length - done, at + done)
+      if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
+      done += bytesWritten
+    }
+  }
+
   async put(bytes: Buffer): Promise<void> {
-    if (bytes.length === 0) return
-    this.hash.update(bytes)
-    await this.pending
-    const copy = Buffer.from(bytes)
-    this.pending = this.track(this.out.write(copy, 0, copy.length, this.written))
-    this.written += copy.length
+    let taken = 0
+    while (taken < bytes.length) {
+      const slab = await this.current()
+      const step = Math.min(bytes.length - taken, SLAB_BYTES - this.fill)
+      bytes.copy(slab.buffer, this.fill, taken, taken + step)
+      this.fill += step
+      taken += step
+      if (this.fill === SLAB_BYTES) this.dispatch()
+    }
   }
 
   async copyFile(blob: BlobFile): Promise<void> {
     const input = await open(blob.path, 'r')
+    const check = blob.fresh ? undefined : remoteHash()
     try {
+      // The store is a cache another process could touch: never write an entry whose length is wrong.
+      const {size} = await input.stat()
       let copied = 0
-      while (true) {
-        const buffer = this.buffers[this.turn]
-        const {bytesRead} = await input.read(buffer, 0, CHUNK, copied)
+      while (copied < blob.size && size === blob.size) {
+        const slab = await this.current()
+        const start = this.fill
+        const {bytesRead} = await input.read(slab.buffer, start, Math.min(SLAB_BYTES - start, blob.size - copied), copied)
         if (bytesRead === 0) break
         copied += bytesRead
-        if (copied > blob.size) break
-        const view = buffer.subarray(0, bytesRead)
-        this.hash.update(view)
-        await this.pending
-        this.pending = this.track(this.out.write(view, 0, bytesRead, this.written))
-        this.written += bytesRead
-        this.turn ^= 1
-        this.onChunk()
+        this.fill += bytesRead
+        if (check) this.steps.push(check.update(slab.buffer.subarray(start, start + bytesRead)))
+        if (this.fill === SLAB_BYTES) this.dispatch()
       }
-      // The store is a cache another process could touch: never write an entry whose length is wrong.
-      if (copied !== blob.size) {
-        throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${copied} bytes, expected ${blob.size}; remove it from the store and build again`)
+      if (size !== blob.size || copied !== blob.size) {
+        throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${size} bytes, expected ${blob.size}; remove it from the store and build again`)
       }
+      if (check) {
+        const result = check.digest().then((d) => (d === blob.digest ? undefined : blob.digest))
+        result.catch(() => undefined)
+        this.checks.push(result)
+      }
+    } catch (err) {
+      check?.drop()
+      throw err
     } finally {
       await input.close()
     }
   }
 
-  /** A write is awaited one step later; mark its failure handled now so it surfaces there, not as a crash. */
-  private track<T>(write: Promise<T>): Promise<T> {
-    write.catch(() => {})
-    return write
+  /** Waits for every write and hash; the archive's sha256, or STORE_CORRUPT naming the damaged blobs. */
+  async finish(): Promise<string> {
+    if (this.fill > 0) this.dispatch()
+    await Promise.all(this.slabs.map((s) => s.busy))
+    const corrupt = (await Promise.all(this.checks)).filter((d): d is string => d !== undefined)
+    if (this.failed) throw this.failed
+    for (const s of this.slabs) returnSlab(s.buffer)
+    if (corrupt.length) {
+      throw integrityError('STORE_CORRUPT', `blob store: ${corrupt.join(', ')} no longer match their digest; remove them from the store and build again`, {digests: corrupt})
+    }
+    return this.hash.digest()
   }
 
-  async finish(): Promise<void> {
-    await this.pending
+  /** Stops after a failure: waits for what is in flight so no slab is reused while read. */
+  async abandon(): Promise<void> {
+    await Promise.all([...this.slabs.map((s) => s.busy), ...this.steps.map((p) => p.catch(() => undefined))])
+    this.hash.drop()
   }
 }
 
@@ -124,7 +196,6 @@ async function writeEntries(writer: ArchiveWriter, entries: BundleEntries): Prom
     await writer.put(padding(blob.size))
   }
   await writer.put(END_OF_ARCHIVE)
-  await writer.finish()
 }
 
 /**
@@ -139,6 +210,7 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   const total = archiveSize(entries)
   let lastReport = 0
   let writer: ArchiveWriter | undefined
+  let sha256: string
   try {
     const out = await open(temp, 'wx', 0o644)
     try {
@@ -148,7 +220,13 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
           onProgress({phase: 'write', item: basename(target), done: writer!.written, total})
         }
       })
-      await writeEntries(writer, entries)
+      try {
+        await writeEntries(writer, entries)
+      } catch (err) {
+        await writer.abandon()
+        throw err
+      }
+      sha256 = (await writer.finish()).slice('sha256:'.length)
       await out.sync()
     } finally {
       await out.close()
@@ -160,5 +238,5 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
     throw asLocalIoError(err, `writing ${target}`)
   }
   onProgress?.({phase: 'write', item: basename(target), done: writer.written, total})
-  return {path: target, sha256: writer.hash.digest('hex'), size: writer.written}
+  return {path: target, sha256, size: writer.written}
 }

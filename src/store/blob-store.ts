@@ -20,6 +20,15 @@ export interface BlobInfo {
   size: number
 }
 
+export interface BlobStoreOptions {
+  /**
+   * fsync every blob before it lands (default false). The store is a cache: a blob found in it
+   * is hashed again wherever its bytes are used (see `checkedHere`), so one damaged by a crash
+   * is caught there and fetched anew, and the build does not pay a disk flush per blob.
+   */
+  durable?: boolean
+}
+
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
 /** True when a process with this pid exists (EPERM means it exists but is not ours). */
@@ -45,8 +54,16 @@ const uniqueSuffix = () => `${process.pid}.${randomBytes(6).toString('hex')}`
  */
 export class BlobStore {
   private ready?: Promise<void>
+  private readonly durable: boolean
+  /** blobs this instance hashed as they landed (or found again after hashing them) */
+  private readonly checked = new Set<string>()
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    options: BlobStoreOptions = {},
+  ) {
+    this.durable = options.durable ?? false
+  }
 
   /** The store folder: `flag`, else `$FERRY_STORE`, else `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`. */
   static defaultRoot(flag?: string): string {
@@ -108,9 +125,9 @@ export class BlobStore {
     const present = digest === undefined ? undefined : await this.has(digest)
     if (digest !== undefined && present) {
       for await (const chunk of source as AsyncIterable<Uint8Array>) void chunk
-      return this.checked({digest, size: present.size}, {...expect, digest}, undefined)
+      return this.check({digest, size: present.size}, {...expect, digest}, undefined)
     }
-    const writer = await BlobWriter.create(path.join(this.tmpDir, uniqueSuffix()))
+    const writer = await BlobWriter.create(path.join(this.tmpDir, uniqueSuffix()), {durable: this.durable})
     try {
       await writer.append(source as AsyncIterable<Uint8Array>, {maxSize: expect.size, what: expect.what})
     } catch (err) {
@@ -134,7 +151,7 @@ export class BlobStore {
     await this.init()
     const hex = digestHex(digest)
     const mine = path.join(this.partialDir, `${hex}.${uniqueSuffix()}`)
-    if (await this.tryRename(this.partialPath(digest), mine)) return BlobWriter.resume(mine)
+    if (await this.tryRename(this.partialPath(digest), mine)) return BlobWriter.resume(mine, {durable: this.durable})
 
     const orphan = new RegExp(`^${hex}\\.(\\d+)\\.[0-9a-f]+$`)
     const candidates: {file: string; size: number}[] = []
@@ -146,8 +163,8 @@ export class BlobStore {
       if (info) candidates.push({file, size: info.size})
     }
     candidates.sort((a, b) => b.size - a.size)
-    for (const {file} of candidates) if (await this.tryRename(file, mine)) return BlobWriter.resume(mine)
-    return BlobWriter.create(mine)
+    for (const {file} of candidates) if (await this.tryRename(file, mine)) return BlobWriter.resume(mine, {durable: this.durable})
+    return BlobWriter.create(mine, {durable: this.durable})
   }
 
   /**
@@ -164,7 +181,7 @@ export class BlobStore {
     }
     const digest = expect.digest === undefined ? undefined : toDigest(expect.digest, expect.what)
     try {
-      this.checked(result, {...expect, digest}, writer)
+      this.check(result, {...expect, digest}, writer)
     } catch (err) {
       await this.discard(writer)
       throw err
@@ -175,6 +192,7 @@ export class BlobStore {
       await this.discard(writer)
       throw asLocalIoError(err, `cannot move ${writer.path} into the blob store`)
     }
+    this.checked.add(result.digest)
     return result
   }
 
@@ -194,7 +212,21 @@ export class BlobStore {
     await this.remove(writer.path)
   }
 
-  private checked(actual: BlobInfo, expect: BlobExpectation, writer: BlobWriter | undefined): BlobInfo {
+  /**
+   * True when this instance hashed the blob's bytes itself as they landed; any other blob found in
+   * the store (an earlier run's, maybe cut short by a power failure) must be hashed where it is used.
+   */
+  checkedHere(digest: string): boolean {
+    return this.checked.has(digest)
+  }
+
+  /** Removes a blob found damaged, so that the next use fetches it again. */
+  async evict(digest: string): Promise<void> {
+    this.checked.delete(digest)
+    await this.remove(this.pathOf(digest))
+  }
+
+  private check(actual: BlobInfo, expect: BlobExpectation, writer: BlobWriter | undefined): BlobInfo {
     const what = expect.what ?? writer?.path ?? 'blob'
     if (expect.size !== undefined && actual.size !== expect.size) {
       throw integrityError(

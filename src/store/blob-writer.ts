@@ -1,11 +1,13 @@
 import {open, type FileHandle} from 'node:fs/promises'
 import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
-import {hashFileInto, READ_CHUNK, Sha256Counter} from './hashing.js'
+import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
 
-/** Bytes gathered before one write: large writes, and hashing of the next batch overlaps the write in flight. */
-const BATCH_BYTES = READ_CHUNK
-/** Keeps a batch of tiny chunks well under the kernel's iovec limit. */
-const BATCH_BUFFERS = 256
+/**
+ * Bytes gathered before one write and one hash step. Incoming chunks are copied into a few reused
+ * slabs; while one fills, the previous ones are written and hashed (on a worker thread) at once.
+ */
+const SLAB_BYTES = 512 << 10
+const SLABS = 2
 
 export interface AppendOptions {
   /** refuse (SIZE_MISMATCH) as soon as the file would grow past this many bytes */
@@ -16,6 +18,11 @@ export interface AppendOptions {
   onData?: (bytes: number) => void
 }
 
+export interface BlobWriterOptions {
+  /** fsync the file in `finish` (default true) */
+  durable?: boolean
+}
+
 /** Any failure to write a local file is exit 6, with the file named. */
 function localWriteError(err: unknown, path: string): FerryError {
   const mapped = asLocalIoError(err, `cannot write ${path}`)
@@ -24,46 +31,42 @@ function localWriteError(err: unknown, path: string): FerryError {
   return new FerryError('io', `IO_${code.replace(/^IO_/, '')}`, `cannot write ${path}: ${(err as Error).message}`, {cause: err})
 }
 
-async function writeAll(handle: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
-  let pending = buffers
+async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let at = position
-  for (;;) {
-    const total = pending.reduce((n, b) => n + b.byteLength, 0)
-    const {bytesWritten} = await handle.writev(pending, at)
-    if (bytesWritten === total) return
-    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
+  let rest = bytes
+  while (rest.byteLength > 0) {
+    const {bytesWritten} = await handle.write(rest, 0, rest.byteLength, at)
     // A short write (rare: a filling disk) leaves a tail to retry; the next attempt reports the real error.
+    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
     at += bytesWritten
-    let skip = bytesWritten
-    const rest: Uint8Array[] = []
-    for (const b of pending) {
-      if (skip >= b.byteLength) {
-        skip -= b.byteLength
-        continue
-      }
-      rest.push(skip > 0 ? b.subarray(skip) : b)
-      skip = 0
-    }
-    pending = rest
+    rest = rest.subarray(bytesWritten)
   }
+}
+
+interface Slab {
+  buffer: Buffer
+  /** the write and the hash step of its last batch */
+  busy: Promise<unknown>
 }
 
 /**
  * Appends streamed bytes to one file while hashing them in the same pass. The hash always covers
  * exactly the bytes in the file, so a writer interrupted by its source can take more bytes later
- * (a resumed download). Chunks handed in must not be changed by their producer afterwards.
+ * (a resumed download). Chunks are copied in: their producer may reuse them once handed over.
  */
 export class BlobWriter {
-  private counter = new Sha256Counter()
+  private hash: RemoteHash = remoteHash()
   private hashed: boolean
   private broken?: unknown
   private bytes: number
+  private slabs: Slab[] = []
 
   private constructor(
     /** where the bytes are being written */
     readonly path: string,
     private readonly handle: FileHandle,
     size: number,
+    private readonly durable: boolean,
   ) {
     this.bytes = size
     this.hashed = size === 0
@@ -75,25 +78,40 @@ export class BlobWriter {
   }
 
   /** Starts a new, empty file at `path` (which must not exist). */
-  static async create(path: string): Promise<BlobWriter> {
+  static async create(path: string, options: BlobWriterOptions = {}): Promise<BlobWriter> {
     try {
-      return new BlobWriter(path, await open(path, 'wx'), 0)
+      return new BlobWriter(path, await open(path, 'wx'), 0, options.durable ?? true)
     } catch (err) {
       throw asLocalIoError(err, `cannot create ${path}`)
     }
   }
 
   /** Continues an existing file; its bytes are hashed (streamed) only when first needed. */
-  static async resume(path: string): Promise<BlobWriter> {
+  static async resume(path: string, options: BlobWriterOptions = {}): Promise<BlobWriter> {
     const handle = await open(path, 'r+')
     const {size} = await handle.stat()
-    return new BlobWriter(path, handle, size)
+    return new BlobWriter(path, handle, size, options.durable ?? true)
+  }
+
+  private slab(index: number): Slab {
+    this.slabs[index] ??= {buffer: takeSlab(SLAB_BYTES), busy: Promise.resolve()}
+    return this.slabs[index]
   }
 
   private async ensureHashed(): Promise<void> {
     if (this.hashed) return
-    await hashFileInto(this.counter, this.path)
-    if (this.counter.size !== this.bytes) throw new Error(`${this.path} changed size while being read (${this.counter.size} of ${this.size} bytes)`)
+    let at = 0
+    let turn = 0
+    while (at < this.bytes) {
+      const slab = this.slab(turn)
+      await slab.busy
+      const {bytesRead} = await this.handle.read(slab.buffer, 0, Math.min(SLAB_BYTES, this.bytes - at), at)
+      if (bytesRead === 0) throw new Error(`${this.path} changed size while being read (${at} of ${this.bytes} bytes)`)
+      at += bytesRead
+      slab.busy = this.hash.update(slab.buffer.subarray(0, bytesRead))
+      turn = (turn + 1) % SLABS
+    }
+    await Promise.all(this.slabs.map((s) => s.busy))
     this.hashed = true
   }
 
@@ -103,31 +121,38 @@ export class BlobWriter {
     await this.ensureHashed()
     const start = this.size
     let written = this.bytes
-    let batch: Uint8Array[] = []
-    let batchBytes = 0
-    let inFlight: Promise<void> | undefined
+    let turn = 0
+    let slab = this.slab(turn)
+    let fill = 0
 
+    // Writes and hashes the filled part of the current slab, then waits for the next one to be free.
     const flush = async (): Promise<void> => {
-      const previous = inFlight
-      inFlight = undefined
-      await previous
+      if (fill > 0) {
+        const view = slab.buffer.subarray(0, fill)
+        const at = written
+        written += fill
+        fill = 0
+        const write = writeAll(this.handle, view, at).catch((err: unknown) => {
+          // The file no longer matches the hash: this writer can only be discarded.
+          this.broken ??= localWriteError(err, this.path)
+          throw this.broken
+        })
+        const hash = this.hash.update(view).catch((err: unknown) => {
+          this.broken ??= err
+          throw err
+        })
+        slab.busy = Promise.all([write, hash])
+        // Awaited when the slab comes round again or at the end; marked handled so a failure in between is not reported twice.
+        slab.busy.catch(() => undefined)
+        turn = (turn + 1) % SLABS
+        slab = this.slab(turn)
+      }
+      await slab.busy
       if (this.broken) throw this.broken
-      if (batchBytes === 0) return
-      const buffers = batch
-      const at = written
-      written += batchBytes
-      batch = []
-      batchBytes = 0
-      inFlight = writeAll(this.handle, buffers, at).catch((err: unknown) => {
-        // The file no longer matches the hash: this writer can only be discarded.
-        this.broken = localWriteError(err, this.path)
-        throw this.broken
-      })
-      // Awaited by the next flush or the final drain; marked handled so a failure between the two is not reported twice.
-      inFlight.catch(() => undefined)
     }
 
     try {
+      await slab.busy
       for await (const chunk of source) {
         const n = chunk.byteLength
         if (options.maxSize !== undefined && this.size + n > options.maxSize) {
@@ -137,18 +162,23 @@ export class BlobWriter {
             {expected: options.maxSize},
           )
         }
-        this.counter.update(chunk)
+        let taken = 0
+        while (taken < n) {
+          const step = Math.min(n - taken, SLAB_BYTES - fill)
+          slab.buffer.set(step === n ? chunk : chunk.subarray(taken, taken + step), fill)
+          fill += step
+          taken += step
+          if (fill === SLAB_BYTES) await flush()
+        }
         this.bytes += n
-        batch.push(chunk)
-        batchBytes += n
         options.onData?.(n)
-        if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_BUFFERS) await flush()
       }
     } finally {
-      // Whatever stopped the source, every hashed byte reaches the file, so the pair stays consistent.
-      await flush()
-      await flush()
+      // Whatever stopped the source, every byte taken in reaches both the file and the hash.
+      await flush().catch(() => undefined)
+      await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
     }
+    if (this.broken) throw this.broken
     return this.size - start
   }
 
@@ -156,26 +186,38 @@ export class BlobWriter {
   async truncate(): Promise<void> {
     if (this.broken) throw this.broken
     await this.handle.truncate(0)
-    this.counter = new Sha256Counter()
+    this.hash.drop()
+    this.hash = remoteHash()
     this.bytes = 0
     this.hashed = true
   }
 
-  /** Flushes the file to disk and closes it; returns the digest and size of its whole content. */
+  /** Flushes the file to disk (when durable) and closes it; returns the digest and size of its whole content. */
   async finish(): Promise<{digest: string; size: number}> {
     if (this.broken) throw this.broken
     await this.ensureHashed()
+    const digest = await this.hash.digest()
     try {
-      await this.handle.sync()
+      if (this.durable) await this.handle.sync()
       await this.handle.close()
     } catch (err) {
       throw localWriteError(err, this.path)
+    } finally {
+      this.release()
     }
-    return {digest: this.counter.digest(), size: this.size}
+    return {digest, size: this.size}
   }
 
   /** Closes the file without syncing (it is about to be parked or removed). */
   async close(): Promise<void> {
+    await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
+    this.hash.drop()
+    this.release()
     await this.handle.close().catch(() => undefined)
+  }
+
+  private release(): void {
+    for (const s of this.slabs) returnSlab(s.buffer)
+    this.slabs = []
   }
 }

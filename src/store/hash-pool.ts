@@ -1,0 +1,159 @@
+import {availableParallelism} from 'node:os'
+import {Worker} from 'node:worker_threads'
+
+/**
+ * sha256 on worker threads, so that reading, writing and network I/O on the main thread and
+ * hashing run on different cores. Data travels in slabs backed by SharedArrayBuffers: a slab
+ * handed to `update` is read in place by the worker and must not change until its promise settles.
+ *
+ * The worker's code is plain JavaScript evaluated as a string, so it runs the same from the
+ * compiled package and from TypeScript sources.
+ */
+const WORKER_SOURCE = `
+const {parentPort} = require('node:worker_threads')
+const {createHash} = require('node:crypto')
+const hashes = new Map()
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'update') {
+      let hash = hashes.get(m.id)
+      if (!hash) hashes.set(m.id, (hash = createHash('sha256')))
+      hash.update(new Uint8Array(m.buffer, m.offset, m.length))
+      parentPort.postMessage({ticket: m.ticket})
+    } else if (m.op === 'digest') {
+      const hash = hashes.get(m.id) ?? createHash('sha256')
+      hashes.delete(m.id)
+      parentPort.postMessage({ticket: m.ticket, digest: hash.digest('hex')})
+    } else if (m.op === 'drop') {
+      hashes.delete(m.id)
+    }
+  } catch (err) {
+    parentPort.postMessage({ticket: m.ticket, error: String(err && err.message || err)})
+  }
+})
+`
+
+interface Waiter {
+  resolve(value: string | undefined): void
+  reject(err: Error): void
+}
+
+/** One worker thread; keeps the process alive only while it owes an answer. */
+class HashThread {
+  private readonly worker: Worker
+  private readonly waiting = new Map<number, Waiter>()
+  private failed?: Error
+  /** hashes started here and not yet finished: the pool places new ones where this is lowest */
+  open = 0
+
+  constructor() {
+    this.worker = new Worker(WORKER_SOURCE, {eval: true, execArgv: []})
+    this.worker.on('message', (m: {ticket: number; digest?: string; error?: string}) => {
+      const w = this.waiting.get(m.ticket)
+      if (!w) return
+      this.waiting.delete(m.ticket)
+      if (this.waiting.size === 0) this.worker.unref()
+      if (m.error !== undefined) w.reject(new Error(`sha256 worker: ${m.error}`))
+      else w.resolve(m.digest)
+    })
+    const fail = (err: Error) => {
+      this.failed = err
+      for (const w of this.waiting.values()) w.reject(err)
+      this.waiting.clear()
+    }
+    this.worker.on('error', fail)
+    this.worker.on('exit', (code) => fail(new Error(`sha256 worker exited (${code})`)))
+    // After the listeners: adding a 'message' listener refs the port again.
+    this.worker.unref()
+  }
+
+  call(message: Record<string, unknown>, ticket: number): Promise<string | undefined> {
+    if (this.failed) return Promise.reject(this.failed)
+    return new Promise((resolve, reject) => {
+      if (this.waiting.size === 0) this.worker.ref()
+      this.waiting.set(ticket, {resolve, reject})
+      this.worker.postMessage({...message, ticket})
+    })
+  }
+
+  send(message: Record<string, unknown>): void {
+    if (!this.failed) this.worker.postMessage(message)
+  }
+}
+
+let tickets = 0
+let ids = 0
+
+/** An incremental sha256 running on a worker; updates are applied in the order they are made. */
+export class RemoteHash {
+  private readonly id = ++ids
+  private done = false
+  size = 0
+
+  constructor(private readonly thread: HashThread) {
+    thread.open++
+  }
+
+  /** Hashes `view` (backed by a SharedArrayBuffer); resolves once the worker has read it. */
+  update(view: Uint8Array): Promise<void> {
+    if (view.byteLength === 0) return Promise.resolve()
+    if (!(view.buffer instanceof SharedArrayBuffer)) throw new TypeError('RemoteHash.update takes views of a SharedArrayBuffer')
+    this.size += view.byteLength
+    return this.thread.call({op: 'update', id: this.id, buffer: view.buffer, offset: view.byteOffset, length: view.byteLength}, ++tickets).then(() => undefined)
+  }
+
+  /** Finishes the hash: `sha256:<hex>`. Call once. */
+  async digest(): Promise<string> {
+    this.finish()
+    return `sha256:${await this.thread.call({op: 'digest', id: this.id}, ++tickets)}`
+  }
+
+  /** Forgets the hash without finishing it. */
+  drop(): void {
+    if (this.done) return
+    this.finish()
+    this.thread.send({op: 'drop', id: this.id})
+  }
+
+  private finish(): void {
+    if (this.done) return
+    this.done = true
+    this.thread.open--
+  }
+}
+
+/** Worker threads shared by every hash of the process, started on first use. */
+class HashPool {
+  private threads?: HashThread[]
+
+  hasher(): RemoteHash {
+    this.threads ??= Array.from({length: Math.min(4, Math.max(2, availableParallelism()))}, () => new HashThread())
+    let best = this.threads[0]
+    for (const t of this.threads) if (t.open < best.open) best = t
+    return new RemoteHash(best)
+  }
+}
+
+const pool = new HashPool()
+
+/** A new sha256 on the least busy worker thread. */
+export function remoteHash(): RemoteHash {
+  return pool.hasher()
+}
+
+/** Reused SharedArrayBuffer-backed buffers, so that steady copying makes no garbage. */
+const freeSlabs = new Map<number, Buffer[]>()
+const KEEP_PER_SIZE = 16
+
+/** A buffer of exactly `size` bytes on a SharedArrayBuffer (contents undefined). */
+export function takeSlab(size: number): Buffer {
+  const slab = freeSlabs.get(size)?.pop()
+  return slab ?? Buffer.from(new SharedArrayBuffer(size))
+}
+
+/** Gives a slab back for reuse; nothing may still read or write it. */
+export function returnSlab(slab: Buffer): void {
+  let list = freeSlabs.get(slab.length)
+  if (!list) freeSlabs.set(slab.length, (list = []))
+  if (list.length < KEEP_PER_SIZE) list.push(slab)
+}

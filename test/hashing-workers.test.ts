@@ -1,0 +1,132 @@
+// sha256 on worker threads, the blob writer that feeds them, and a build that meets a store blob damaged
+// on disk (the store is a cache without a flush per blob): the damage is caught, the blob fetched again.
+import {createHash, randomBytes} from 'node:crypto'
+import {mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {Readable} from 'node:stream'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {buildBundle} from '../src/bundle/build.js'
+import {writeBundleArchive} from '../src/bundle/write.js'
+import {startFileServer, type FileServer} from '../src/demo/file-server.js'
+import type {LockFile} from '../src/manifest/lock-format.js'
+import {BlobStore} from '../src/store/blob-store.js'
+import {remoteHash, takeSlab} from '../src/store/hash-pool.js'
+import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
+import {fileSigner} from '../src/trust/sign.js'
+import {FerryError} from '../src/ui/errors.js'
+
+const ctx = {} as {dir: string; server: FileServer; lock: LockFile; data: Buffer[]; priv: string}
+const test = suite('hashing workers')
+const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex')
+
+test.before(async () => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'ferry-hashw-'))
+  await mkdir(join(ctx.dir, 'www'))
+  ctx.data = [randomBytes(3 << 20), randomBytes(700_001), randomBytes(1)]
+  for (const [i, d] of ctx.data.entries()) await writeFile(join(ctx.dir, 'www', `f${i}.bin`), d)
+  ctx.server = await startFileServer({root: join(ctx.dir, 'www')})
+  const now = Date.now()
+  ctx.lock = {
+    schema: 'ferry.lock/v1',
+    name: 'hashw',
+    version: '1.0.0',
+    resolved: new Date(now - 3600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    expires: new Date(now + 86400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    platforms: ['linux/amd64'],
+    health: [],
+    artifacts: ctx.data.map((d, i) => ({
+      name: `f${i}.bin`,
+      kind: 'file' as const,
+      url: `${ctx.server.url}/f${i}.bin`,
+      sha256: sha(d).slice(7),
+      size: d.length,
+      mediaType: 'application/octet-stream',
+      upstream: {verifiedBy: 'sha256' as const},
+    })),
+  }
+  const pair = await writeKeyPair(join(ctx.dir, 'keys'), 'k', await generateKeyPair({name: 'k', date: new Date(now - 7200_000)}))
+  ctx.priv = pair.private
+})
+
+test.after(async () => {
+  await ctx.server?.close()
+  await rm(ctx.dir, {recursive: true, force: true})
+})
+
+test('a hash on a worker equals node:crypto over the same bytes, several at once', async () => {
+  const inputs = [randomBytes(5 << 20), randomBytes(12345), Buffer.alloc(0)]
+  const digests = await Promise.all(
+    inputs.map(async (input) => {
+      const h = remoteHash()
+      const slab = takeSlab(1 << 20)
+      for (let at = 0; at < input.length; at += slab.length) {
+        const n = input.copy(slab, 0, at, Math.min(input.length, at + slab.length))
+        await h.update(slab.subarray(0, n))
+      }
+      return h.digest()
+    }),
+  )
+  assert.equal(digests, inputs.map(sha))
+})
+
+test('a hash on a worker refuses memory the worker cannot share', () => {
+  assert.throws(() => remoteHash().update(Buffer.from('x')), /SharedArrayBuffer/)
+})
+
+test('the blob writer copies chunks in: a producer reusing its buffer does not change what is stored', async () => {
+  const store = new BlobStore(join(ctx.dir, 'reuse'))
+  const data = randomBytes(2 << 20)
+  async function* reused() {
+    const buffer = Buffer.alloc(100_000)
+    for (let at = 0; at < data.length; at += buffer.length) {
+      const n = data.copy(buffer, 0, at)
+      yield buffer.subarray(0, n)
+      buffer.fill(0xee)
+    }
+  }
+  const got = await store.ingest(reused(), {digest: sha(data), size: data.length})
+  assert.is(got.digest, sha(data))
+  assert.ok((await readFile(store.pathOf(got.digest))).equals(data))
+})
+
+test('a blob not checked in this process is hashed on its way into the archive; a damaged one is refused', async () => {
+  const store = new BlobStore(join(ctx.dir, 'damaged'))
+  const good = ctx.data[1]
+  await store.ingest(Readable.from([good]), {digest: sha(good), size: good.length})
+  const damaged = Buffer.from(good)
+  damaged[damaged.length >> 1] ^= 1
+  await writeFile(store.pathOf(sha(good)), damaged)
+  const target = join(ctx.dir, 'out-damaged', 'x.ferry.tar')
+  const entries = {bundleJson: Buffer.from('{}\n'), signature: Buffer.from('sig'), indexJson: Buffer.from('{}\n')}
+  const blobs = [{digest: sha(good), size: good.length, path: store.pathOf(sha(good))}]
+  const err = await writeBundleArchive(target, {...entries, blobs}).catch((e: unknown) => e)
+  assert.instance(err, FerryError)
+  assert.is((err as FerryError).code, 'STORE_CORRUPT')
+  assert.is((err as FerryError).exit, 3)
+  await stat(target).then(
+    () => assert.unreachable('no archive may be left'),
+    () => undefined,
+  )
+})
+
+test('a build finds a cached blob damaged on disk, fetches it again and writes the same bundle', async () => {
+  const root = join(ctx.dir, 'rebuild')
+  const signers = [await fileSigner(ctx.priv)]
+  const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
+  assert.ok(first.fetched > 0)
+  // What a power cut can leave of a blob that was never flushed: the right size, the wrong bytes.
+  const victim = ctx.data[0]
+  const store = new BlobStore(root)
+  await writeFile(store.pathOf(sha(victim)), Buffer.alloc(victim.length))
+  const second = await buildBundle(ctx.lock, {store, signers, outDir: join(root, 'out2')})
+  assert.is(second.fetched, victim.length)
+  assert.is(second.sha256, first.sha256)
+  assert.ok((await readFile(store.pathOf(sha(victim)))).equals(victim))
+  const untouched = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out3')})
+  assert.is(untouched.fetched, 0)
+  assert.is(untouched.sha256, first.sha256)
+})
+
+test.run()
