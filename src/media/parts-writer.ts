@@ -1,8 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {createReadStream} from 'node:fs'
 import {open, readdir, readFile, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
-import {Sha256Counter, sha256File} from '../store/hashing.js'
+import {remoteHash} from '../store/hash-pool.js'
+import {pumpFile} from '../store/pump.js'
 import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
 import {formatBytes} from '../ui/format.js'
 import type {ProgressListener} from '../ui/progress.js'
@@ -10,7 +10,6 @@ import {detectFilesystem, FAT_MAX_FILE, FAT_PART_SIZE, type MediaFilesystem} fro
 import {syncDir} from '../store/atomic-file.js'
 import {mediaError} from './media-io.js'
 import {PARTS_SCHEMA, partFileName, partsFileName, planParts, serialiseParts, type PartRecord, type PartsFile} from './parts-format.js'
-import {readPart} from './parts-reader.js'
 
 /** The bundle file to put on the medium, with what its bundle.json says. */
 export interface MediaSource {
@@ -52,12 +51,34 @@ function choosePartSize(fs: MediaFilesystem, size: number, asked?: number): numb
   return fs.fatLimit ? FAT_PART_SIZE : Math.max(size, 1)
 }
 
-async function* sourceRange(path: string, offset: number, size: number): AsyncGenerator<Buffer> {
+/** Reads a range of the source bundle through shared buffers (see pumpFile); a short read means it changed. */
+async function readSource(path: string, offset: number, size: number, use: (chunk: Buffer, position: number) => Promise<unknown>): Promise<void> {
+  let got: number
   try {
-    for await (const chunk of createReadStream(path, {start: offset, end: offset + size - 1, highWaterMark: 1 << 20}) as AsyncIterable<Buffer>) yield chunk
+    got = await pumpFile(path, offset, size, use)
   } catch (err) {
-    throw asLocalIoError(err, `reading ${path}`)
+    // A failed read is the build side's disk; a failed write is the stick's, labelled by the caller.
+    if ((err as NodeJS.ErrnoException).syscall === 'read' || (err as NodeJS.ErrnoException).syscall === 'open') throw asLocalIoError(err, `reading ${path}`)
+    throw err
   }
+  if (got !== size) throw integrityError('SOURCE_CHANGED', `${path} changed while it was being written; write it again`)
+}
+
+/** sha256 of a file already on the medium, hashed on a worker thread. */
+async function hashFile(path: string, size: number): Promise<string> {
+  const hash = remoteHash()
+  try {
+    if ((await pumpFile(path, 0, size + 1, (chunk) => hash.update(chunk))) !== size) return ''
+    return await hash.digest()
+  } catch (err) {
+    hash.drop()
+    throw mediaError(err, `reading ${path}`)
+  }
+}
+
+async function writeAt(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let off = 0
+  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off, position + off)).bytesWritten
 }
 
 async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
@@ -117,7 +138,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         await syncDir(dir)
       }
     }
-    const total = new Sha256Counter()
+    const total = remoteHash()
     const records: PartRecord[] = []
     const fresh: PartRecord[] = []
     let written = 0
@@ -135,14 +156,11 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       const existing = (await stat(final).catch(() => undefined))?.size
       let totalFed = false
       if (existing === range.size) {
-        const counter = new Sha256Counter()
-        const onStick = sha256File(final)
-        for await (const chunk of sourceRange(source.path, range.offset, range.size)) {
-          counter.update(chunk)
-          total.update(chunk)
-        }
-        const digest = counter.digest()
-        if ((await onStick).digest === digest) {
+        const counter = remoteHash()
+        const onStick = hashFile(final, range.size)
+        await readSource(source.path, range.offset, range.size, (chunk) => Promise.all([counter.update(chunk), total.update(chunk)]))
+        const digest = await counter.digest()
+        if ((await onStick) === digest) {
           records.push({file: current, size: range.size, sha256: digest})
           done += range.size
           report('write', current, done, source.size)
@@ -153,17 +171,20 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       await invalidate()
       if (existing !== undefined) await rm(final, {force: true})
       temp = join(dir, `.${current}.${randomBytes(4).toString('hex')}.partial`)
-      const counter = new Sha256Counter()
+      const counter = remoteHash()
       const fh = await open(temp, 'wx')
       try {
-        for await (const chunk of sourceRange(source.path, range.offset, range.size)) {
-          counter.update(chunk)
-          if (!totalFed) total.update(chunk)
-          await writeAll(fh, chunk)
-          written += chunk.length
-          done += chunk.length
-          report('write', current, done, source.size)
-        }
+        // Writes stay in order; both hashes run on worker threads meanwhile.
+        let writes: Promise<void> = Promise.resolve()
+        await readSource(source.path, range.offset, range.size, (chunk, position) => {
+          writes = writes.then(() => writeAt(fh, chunk, position)).then(() => {
+            written += chunk.length
+            done += chunk.length
+            report('write', current, done, source.size)
+          })
+          return Promise.all([counter.update(chunk), totalFed ? undefined : total.update(chunk), writes])
+        })
+        await writes
         await fh.sync()
       } finally {
         await fh.close().catch(() => {})
@@ -171,7 +192,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       await rename(temp, final)
       temp = undefined
       await syncDir(dir)
-      const record = {file: current, size: range.size, sha256: counter.digest()}
+      const record = {file: current, size: range.size, sha256: await counter.digest()}
       records.push(record)
       fresh.push(record)
     }
@@ -187,7 +208,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
 
     if (options.verify !== false) await readBack(dir, fresh, progress)
 
-    const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, sha256: total.digest(), partSize, parts: records}
+    const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, sha256: await total.digest(), partSize, parts: records}
     const bytes = serialiseParts(parts)
     current = partsName
     const old = await readFile(join(dir, partsName)).catch(() => undefined)
@@ -208,20 +229,24 @@ async function readBack(dir: string, parts: PartRecord[], progress?: ProgressLis
   let done = 0
   let last = 0
   for (const part of parts) {
+    const hash = remoteHash()
+    let got: number
     try {
-      for await (const chunk of readPart(dir, part)) {
+      got = await pumpFile(join(dir, part.file), 0, part.size + 1, async (chunk) => {
+        await hash.update(chunk)
         done += chunk.length
         if (progress && done - last >= 4 << 20) {
           last = done
           progress({phase: 'read-back', item: part.file, done, total})
         }
-      }
+      })
     } catch (err) {
-      const code = (err as FerryError).code
-      if (code === 'PART_CORRUPT' || code === 'PART_SIZE_MISMATCH') {
-        throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written: the stick is failing; use another stick`, {part: part.file})
-      }
-      throw err
+      hash.drop()
+      throw mediaError(err, `reading ${part.file} back from ${dir}`)
+    }
+    const digest = got === part.size ? await hash.digest() : (hash.drop(), '')
+    if (digest !== part.sha256) {
+      throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written: the stick is failing; use another stick`, {part: part.file})
     }
   }
   progress?.({phase: 'read-back', done, total})
