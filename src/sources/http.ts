@@ -2,9 +2,10 @@ import {readFileSync} from 'node:fs'
 import fetch, {type Response} from 'node-fetch'
 import type {BlobStore} from '../store/blob-store.js'
 import {toDigest} from '../store/hashing.js'
-import {ExitCode, FerryError, integrityError} from '../ui/errors.js'
+import {FerryError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
-import {classifyNetworkError, describe, IdleTimeout, RestartSignal, statusError, TransientError, withRetries} from './http-retry.js'
+import {classifyNetworkError, describe, IdleTimeout, statusError, TransientError, withRetries} from './http-retry.js'
+import {alignRange, contentLength, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
 
 /** How every HTTP transfer behaves; all fields optional. */
 export interface FetchOptions {
@@ -120,17 +121,6 @@ function expectOk(res: Response, url: string, item?: string): void {
   if (!res.ok) throw statusError(res.status, res.statusText, res.headers.get('retry-after'), url, item)
 }
 
-function contentLength(res: Response): number | undefined {
-  const value = res.headers.get('content-length')
-  return value !== null && /^\d+$/.test(value) ? Number(value) : undefined
-}
-
-function parseContentRange(value: string | null): {start?: number; total?: number} | undefined {
-  const m = value ? /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/i.exec(value.trim()) : null
-  if (!m) return undefined
-  return {start: m[1] === undefined ? undefined : Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2])}
-}
-
 function retryPolicy(opts: FetchOptions) {
   return {retries: opts.retries ?? 4, backoffMs: opts.backoffMs ?? 500}
 }
@@ -169,44 +159,17 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
     return {digest, size: present.size, fetched: 0}
   }
 
-  const writer = await store.claimPartial(digest)
   const progress = progressReporter(opts, what)
-  let fetched = 0
-  let furthest = writer.size
-  const progressed = () => {
-    const moved = writer.size > furthest
-    furthest = Math.max(furthest, writer.size)
-    return moved
-  }
   const label = describe(url, opts.item)
-
-  const downloadOnce = async (): Promise<void> => {
-    if (expect.size !== undefined && writer.size > expect.size) await writer.truncate()
-    if (expect.size !== undefined && writer.size === expect.size) return
-    const from = writer.size
+  let fetched = 0
+  const job = {digest, size: expect.size, what, policy: retryPolicy(opts), classify: classifier(url, opts)}
+  const result = await downloadResumable(store, job, async (writer, from) => {
     const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts)
     await using(attempt, async ({res}) => {
-      let total = expect.size
-      if (from > 0 && res.status === 416) {
-        // Nothing left past what is kept: either it is all there, or the kept bytes are not this file.
-        if (parseContentRange(res.headers.get('content-range'))?.total === from) return
-        await writer.truncate()
-        throw new RestartSignal()
-      }
+      if (await rangeExhausted(res, from, writer)) return
       expectOk(res, url, opts.item)
-      if (res.status === 206) {
-        const range = parseContentRange(res.headers.get('content-range'))
-        if (range?.start !== from) {
-          if (from === 0) throw new TransientError(new FerryError('upstream', 'BAD_RANGE', `${label}: the server sent a partial response that was not asked for`))
-          await writer.truncate()
-          throw new RestartSignal()
-        }
-        total ??= range.total
-      } else {
-        // The server ignored the Range header and sends the whole file: start over.
-        if (from > 0) await writer.truncate()
-        total ??= contentLength(res)
-      }
+      const announced = await alignRange(res, from, writer, label)
+      const total = expect.size ?? announced
       progress.total = total
       progress.update(writer.size, true)
       await writer.append(res.body as AsyncIterable<Uint8Array>, {
@@ -223,22 +186,8 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
         throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${label}: the transfer ended after ${writer.size} of ${total} bytes; try again later`))
       }
     })
-  }
-
-  let committing = false
-  try {
-    await withRetries(retryPolicy(opts), classifier(url, opts), downloadOnce, progressed)
-    committing = true
-    const result = await store.commit(writer, {digest, size: expect.size, what})
-    return {...result, fetched}
-  } catch (err) {
-    if (!committing) {
-      // Bytes that are wrong, or that filled the disk, are not worth keeping; the rest waits for a resume.
-      const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
-      await (keep ? store.park(writer, digest) : store.discard(writer))
-    }
-    throw err
-  }
+  })
+  return {...result, fetched}
 }
 
 /** Downloads a small document (checksum list, signature, key) into memory; refuses more than `maxBytes` (default 16 MiB). */

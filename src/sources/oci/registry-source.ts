@@ -1,7 +1,8 @@
 import {createHash} from 'node:crypto'
 import type {BlobStore} from '../../store/blob-store.js'
-import {ExitCode, FerryError, integrityError} from '../../ui/errors.js'
-import {RestartSignal, TransientError, withRetries} from '../http-retry.js'
+import {FerryError, integrityError} from '../../ui/errors.js'
+import {TransientError, withRetries} from '../http-retry.js'
+import {alignRange, downloadResumable, rangeExhausted} from '../resumable.js'
 import type {Descriptor} from './document.js'
 import type {FetchedDocument, ImageSource} from './image-source.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
@@ -32,11 +33,6 @@ export class RegistryPool {
   }
 }
 
-function contentRange(value: string | null): {start?: number; total?: number} | undefined {
-  const m = value ? /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/i.exec(value.trim()) : null
-  if (!m) return undefined
-  return {start: m[1] === undefined ? undefined : Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2])}
-}
 
 /** GETs a manifest by tag or digest, reads at most 4 MiB, and ties the bytes to their digest. */
 export async function getManifest(client: RegistryClient, repository: string, reference: string, what: string): Promise<FetchedDocument> {
@@ -92,18 +88,9 @@ class RegistrySource implements ImageSource {
     const present = await store.has(desc.digest)
     if (present && present.size === desc.size) return 0
     const what = `${this.name} blob ${desc.digest}`
-    const writer = await store.claimPartial(desc.digest)
     let fetched = 0
-    let furthest = writer.size
-    const progressed = () => {
-      const moved = writer.size > furthest
-      furthest = Math.max(furthest, writer.size)
-      return moved
-    }
-    const once = async () => {
-      if (writer.size > desc.size) await writer.truncate()
-      if (writer.size === desc.size) return
-      const from = writer.size
+    const job = {digest: desc.digest, size: desc.size, what, policy: this.client.policy, classify: this.client.classify(what)}
+    await downloadResumable(store, job, async (writer, from) => {
       const controller = new AbortController()
       const timer = setTimeout(() => controller.abort(), this.client.options.timeoutMs ?? 60_000)
       try {
@@ -111,19 +98,9 @@ class RegistrySource implements ImageSource {
           headers: from > 0 ? {Range: `bytes=${from}-`} : {},
           signal: controller.signal,
         })
-        if (from > 0 && res.status === 416) {
-          await writer.truncate()
-          throw new RestartSignal()
-        }
+        if (await rangeExhausted(res, from, writer)) return
         if (!res.ok) throw await this.client.failure(res, what)
-        if (res.status === 206) {
-          if (contentRange(res.headers.get('content-range'))?.start !== from) {
-            await writer.truncate()
-            throw new RestartSignal()
-          }
-        } else if (from > 0) {
-          await writer.truncate()
-        }
+        await alignRange(res, from, writer, what)
         await writer.append(res.body as AsyncIterable<Uint8Array>, {
           maxSize: desc.size,
           what,
@@ -139,19 +116,7 @@ class RegistrySource implements ImageSource {
       } finally {
         clearTimeout(timer)
       }
-    }
-    let committing = false
-    try {
-      await withRetries(this.client.policy, this.client.classify(what), once, progressed)
-      committing = true
-      await store.commit(writer, {digest: desc.digest, size: desc.size, what})
-      return fetched
-    } catch (err) {
-      if (!committing) {
-        const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
-        await (keep ? store.park(writer, desc.digest) : store.discard(writer))
-      }
-      throw err
-    }
+    })
+    return fetched
   }
 }
