@@ -1,4 +1,4 @@
-import ora, {type Ora} from 'ora'
+import type {Ora} from 'ora'
 import {formatBytes, formatDuration} from './format.js'
 
 /** What the core reports while it works; it never draws anything itself. */
@@ -28,9 +28,11 @@ interface RendererOptions {
  */
 export class ProgressRenderer {
   private readonly stream: NodeJS.WriteStream
-  private readonly tty: boolean
+  private tty: boolean
   private readonly intervalMs: number
   private spinner?: Ora
+  /** the spinner library, loaded only when drawing on a terminal (it is heavy, and off a terminal unused) */
+  private ora?: typeof import('ora').default
   private phase = ''
   private phaseStart = 0
   private lastLine = 0
@@ -41,6 +43,12 @@ export class ProgressRenderer {
     this.tty = options.tty ?? Boolean(this.stream.isTTY && (this.stream.columns ?? 0) > 0)
     // FERRY_PROGRESS_INTERVAL (seconds) sets how often plain progress lines are printed off a terminal.
     this.intervalMs = (options.interval ?? (Number(process.env.FERRY_PROGRESS_INTERVAL) || 5)) * 1000
+    if (this.tty) {
+      import('ora').then(
+        (m) => (this.ora = m.default),
+        () => (this.tty = false),
+      )
+    }
   }
 
   readonly listener: ProgressListener = (event) => this.update(event)
@@ -55,7 +63,8 @@ export class ProgressRenderer {
     }
     this.last = event
     if (this.tty) {
-      this.spinner ??= ora({stream: this.stream, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan'}).start()
+      if (!this.ora) return
+      this.spinner ??= this.ora({stream: this.stream, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan'}).start()
       this.spinner.text = this.describe(event, now)
     } else if (now - this.lastLine >= this.intervalMs) {
       this.lastLine = now
