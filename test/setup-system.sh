@@ -5,6 +5,7 @@ declare -A need=(
   [gpg]=gnupg [qemu-img]=qemu-utils [zstd]=zstd [skopeo]=skopeo [umoci]=umoci
   [containerd]=containerd [docker-registry]=docker-registry [fusefat]=fusefat
   [mkfs.vfat]=dosfstools [mkfs.exfat]=exfatprogs [openssl]=openssl [curl]=curl
+  [fusermount]=fuse [mkfs.ext4]=e2fsprogs [pgrep]=procps [python3]=python3 [script]=bsdutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
