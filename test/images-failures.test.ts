@@ -110,4 +110,12 @@ test('a platform the index does not offer is exit 2, listing what it has', async
   assert.match(r.json!.error!.message, /linux\/s390x.*linux\/amd64, linux\/arm64/)
 })
 
+test('a single-platform image for another platform is exit 2, naming both, and leaves no bundle', async () => {
+  const r = await build(await manifest([`${ctx.plain.host}/apps/img0:v1`], ['linux/arm64']), join(ctx.dir, 'store-arch'))
+  assert.is(r.code, 2, r.stdout)
+  assert.is(r.json!.error!.code, 'PLATFORM_NOT_FOUND')
+  assert.match(r.json!.error!.message, /single-platform image for linux\/amd64.*linux\/arm64/)
+  assert.not.ok((await readdir(join(ctx.dir, 'out')).catch(() => [] as string[])).some((f) => f.startsWith('f') && f.endsWith('.ferry.tar') && f.includes(`f${ctx.n}-`)))
+})
+
 test.run()
