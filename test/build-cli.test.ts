@@ -1,6 +1,6 @@
 // `ferry bundle build` end to end through the binary, against a real loopback upstream and real gpg:
 // every failure exits with its code and message and leaves no bundle in the output folder.
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
@@ -10,7 +10,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {startFileServer, type FileServer, type Intercept} from '../src/demo/file-server.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
-import {ferry} from './helpers/cli.js'
+import {ferry, REPO} from './helpers/cli.js'
 import {makeGnupgHome, type GpgHome} from './helpers/gpg.js'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -206,6 +206,34 @@ test('a private key file that does not exist → exit 2 before any download', as
   const r = await ferry(['bundle', 'build', path, '--key', join(ctx.dir, 'nope.key.asc'), '--out', join(dirname(path), 'out'), '--json'])
   assert.is(r.code, 2, r.stdout + r.stderr)
   assert.ok(!existsSync(join(dirname(path), 'out')))
+})
+
+test('kill -9 at random moments never leaves a bundle that looks complete; the next build cleans up and succeeds', async () => {
+  const path = await manifest()
+  const out = join(dirname(path), 'out')
+  const store = join(dirname(path), 'store')
+  const target = join(out, 'cli-site-3.1.0.ferry.tar')
+  for (const delay of [150, 400, 700, 1000, 1300]) {
+    await rm(store, {recursive: true, force: true})
+    await rm(target, {force: true})
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'run.js'), 'bundle', 'build', path, '--key', ctx.key, '--out', out, '--store', store, '-q'], {stdio: 'ignore'})
+    const closed = new Promise((r) => child.once('close', r))
+    await new Promise((r) => setTimeout(r, delay))
+    child.kill('SIGKILL')
+    await closed
+    if (existsSync(target)) {
+      // It finished before the kill: then it is whole.
+      const v = await ferry(['bundle', 'verify', target, '--key', ctx.pub])
+      assert.is(v.code, 0, v.stderr)
+    }
+  }
+  await writeFile(join(out, '.cli-site-3.1.0.ferry.tar.0badc0de.partial'), 'left by a killed build')
+  const r = await build(path)
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  const left = (await readdir(out)).filter((f) => f.endsWith('.partial') || f.endsWith('.lock'))
+  assert.equal(left, [], 'no temp file or lock left behind')
+  const v = await ferry(['bundle', 'verify', target, '--key', ctx.pub])
+  assert.is(v.code, 0, v.stderr)
 })
 
 test.run()

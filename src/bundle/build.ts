@@ -11,7 +11,7 @@ import {FerryError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
 import {collectImages, imageIndexEntries} from './images.js'
-import {type BlobFile, writeBundleArchive, type WrittenBundle} from './write.js'
+import {type BlobFile, removeAbandonedPartials, writeBundleArchive, type WrittenBundle} from './write.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 
 export interface BuildOptions {
@@ -139,6 +139,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
   const since = options.since
   const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
+  await removeAbandonedPartials(target)
   try {
     // A delta neither fetches nor carries what its base has.
     const omitted = since ? [...new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)))].sort() : []

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
+import {type FileHandle, mkdir, open, readdir, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {syncDir} from '../store/atomic-file.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from '../store/hash-pool.js'
@@ -196,6 +196,18 @@ async function writeEntries(writer: ArchiveWriter, entries: BundleEntries): Prom
     await writer.put(padding(blob.size))
   }
   await writer.put(END_OF_ARCHIVE)
+}
+
+/**
+ * Removes temp files a killed build of `target` left behind. Call it holding the build lock of
+ * `target`: then no live build owns them.
+ */
+export async function removeAbandonedPartials(target: string): Promise<void> {
+  const prefix = `.${basename(target)}.`
+  const names = await readdir(dirname(target)).catch(() => [] as string[])
+  for (const name of names) {
+    if (name.startsWith(prefix) && name.endsWith('.partial')) await rm(join(dirname(target), name), {force: true})
+  }
 }
 
 /**
