@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {type FileHandle, mkdir, open, readdir, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {syncDir} from '../store/atomic-file.js'
+import {syncDir, writeFullyAt} from '../store/atomic-file.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from '../store/hash-pool.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
@@ -95,20 +95,11 @@ class ArchiveWriter {
     this.turn = (this.turn + 1) % SLABS
     const steps = this.steps
     this.steps = []
-    const write = this.writeAll(view, at)
+    const write = writeFullyAt(this.out, view, at)
     slab.busy = Promise.all([write, this.hash.update(view), ...steps]).catch((err: unknown) => {
       this.failed ??= err
     })
     this.onChunk()
-  }
-
-  private async writeAll(view: Buffer, at: number): Promise<void> {
-    let done = 0
-    while (done < view.length) {
-      const {bytesWritten} = await this.out.write(view, done, view.length - done, at + done)
-      if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
-      done += bytesWritten
-    }
   }
 
   async put(bytes: Buffer): Promise<void> {

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {open, readdir, readFile, rename, rm, stat, type FileHandle} from 'node:fs/promises'
+import {open, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {remoteHash} from '../store/hash-pool.js'
 import {pumpFile} from '../store/pump.js'
@@ -7,7 +7,7 @@ import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
 import {formatBytes} from '../ui/format.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {detectFilesystem, FAT_MAX_FILE, FAT_PART_SIZE, type MediaFilesystem} from './filesystem.js'
-import {syncDir} from '../store/atomic-file.js'
+import {syncDir, writeFileAtomic, writeFullyAt} from '../store/atomic-file.js'
 import {mediaError} from './media-io.js'
 import {PARTS_SCHEMA, partFileName, partsFileName, planParts, serialiseParts, type PartRecord, type PartsFile} from './parts-format.js'
 
@@ -76,30 +76,6 @@ async function hashFile(path: string, size: number): Promise<string> {
   }
 }
 
-async function writeAt(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let off = 0
-  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off, position + off)).bytesWritten
-}
-
-async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
-  let off = 0
-  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten
-}
-
-/** Writes small bytes to `final` through a temp name, fsync, rename, fsync of the folder. */
-async function writeFileDurably(dir: string, final: string, bytes: Buffer): Promise<void> {
-  const temp = join(dir, `.${final}.${randomBytes(4).toString('hex')}.partial`)
-  const fh = await open(temp, 'wx')
-  try {
-    await writeAll(fh, bytes)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(temp, join(dir, final))
-  await syncDir(dir)
-}
-
 /**
  * Writes a bundle to a mounted medium as `<bundle>.part-NNN` files and, last,
  * `<bundle>.parts.json`, so an interrupted write never looks complete. Each
@@ -126,7 +102,8 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         details: {needed, available},
       })
     }
-    for (const n of mine) if (n.endsWith('.partial')) await rm(join(dir, n), {force: true})
+    // Temp files of an interrupted write: parts end in .partial, parts.json in .tmp.
+    for (const n of mine) if (n.endsWith('.partial') || (n.startsWith('.') && n.endsWith('.tmp'))) await rm(join(dir, n), {force: true})
 
     let invalidated = false
     // Before the first change, the old parts.json goes, so the stick never claims a bundle it does not hold.
@@ -177,7 +154,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         // Writes stay in order; both hashes run on worker threads meanwhile.
         let writes: Promise<void> = Promise.resolve()
         await readSource(source.path, range.offset, range.size, (chunk, position) => {
-          writes = writes.then(() => writeAt(fh, chunk, position)).then(() => {
+          writes = writes.then(() => writeFullyAt(fh, chunk, position)).then(() => {
             written += chunk.length
             done += chunk.length
             report('write', current, done, source.size)
@@ -214,7 +191,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
     const old = await readFile(join(dir, partsName)).catch(() => undefined)
     if (!old || !old.equals(bytes)) {
       await invalidate()
-      await writeFileDurably(dir, partsName, bytes)
+      await writeFileAtomic(join(dir, partsName), bytes)
     }
     return {partsFile: join(dir, partsName), parts, filesystem: fs, written, kept: records.length - fresh.length, verified: options.verify !== false}
   } catch (err) {

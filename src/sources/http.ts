@@ -4,8 +4,8 @@ import type {BlobStore} from '../store/blob-store.js'
 import {toDigest} from '../store/hashing.js'
 import {FerryError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
-import {classifyNetworkError, describe, IdleTimeout, statusError, TransientError, withRetries} from './http-retry.js'
-import {alignRange, contentLength, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
+import {classifyNetworkError, describe, IdleTimeout, statusError, withRetries} from './http-retry.js'
+import {alignRange, appendBody, contentLength, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
 
 /** How every HTTP transfer behaves; all fields optional. */
 export interface FetchOptions {
@@ -172,7 +172,7 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
       const total = expect.size ?? announced
       progress.total = total
       progress.update(writer.size, true)
-      await writer.append(res.body as AsyncIterable<Uint8Array>, {
+      await appendBody(writer, res.body as AsyncIterable<Uint8Array>, total, label, {
         maxSize: expect.size,
         what,
         onData: (n) => {
@@ -182,9 +182,6 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
         },
       })
       progress.update(writer.size, true)
-      if (total !== undefined && writer.size < total) {
-        throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${label}: the transfer ended after ${writer.size} of ${total} bytes; try again later`))
-      }
     })
   })
   return {...result, fetched}

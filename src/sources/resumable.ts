@@ -1,5 +1,5 @@
 import type {BlobInfo, BlobStore} from '../store/blob-store.js'
-import type {BlobWriter} from '../store/blob-writer.js'
+import type {AppendOptions, BlobWriter} from '../store/blob-writer.js'
 import {ExitCode, FerryError} from '../ui/errors.js'
 import {RestartSignal, type RetryPolicy, TransientError, withRetries} from './http-retry.js'
 
@@ -47,6 +47,17 @@ export async function alignRange(res: RangeAnswer, from: number, writer: BlobWri
 export function contentLength(res: RangeAnswer): number | undefined {
   const value = res.headers.get('content-length')
   return value !== null && /^\d+$/.test(value) ? Number(value) : undefined
+}
+
+/**
+ * Appends a response body to the kept bytes; a body that ends before `total` (when known) is a
+ * transient TRUNCATED failure, so the retry resumes from where it stopped.
+ */
+export async function appendBody(writer: BlobWriter, body: AsyncIterable<Uint8Array>, total: number | undefined, label: string, options: AppendOptions): Promise<void> {
+  await writer.append(body, options)
+  if (total !== undefined && writer.size < total) {
+    throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${label}: the transfer ended after ${writer.size} of ${total} bytes; try again later`))
+  }
 }
 
 export interface ResumableDownload {

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 
 /** fsync a folder so a rename in it survives a power cut (or a pulled stick). */
@@ -33,4 +33,14 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
     throw err
   }
   await syncDir(dirname(path))
+}
+
+/** Writes all of `bytes` at `position`, however many calls the file system needs; a write that takes nothing is EIO. */
+export async function writeFullyAt(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < bytes.length) {
+    const {bytesWritten} = await fh.write(bytes, done, bytes.length - done, position + done)
+    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
+    done += bytesWritten
+  }
 }

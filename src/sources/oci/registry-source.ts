@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto'
 import type {BlobStore} from '../../store/blob-store.js'
-import {FerryError, integrityError} from '../../ui/errors.js'
-import {TransientError, withRetries} from '../http-retry.js'
-import {alignRange, downloadResumable, rangeExhausted} from '../resumable.js'
+import {integrityError} from '../../ui/errors.js'
+import {withRetries} from '../http-retry.js'
+import {alignRange, appendBody, downloadResumable, rangeExhausted} from '../resumable.js'
 import type {Descriptor} from './document.js'
 import type {FetchedDocument, ImageSource} from './image-source.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
@@ -101,7 +101,7 @@ class RegistrySource implements ImageSource {
         if (await rangeExhausted(res, from, writer)) return
         if (!res.ok) throw await this.client.failure(res, what)
         await alignRange(res, from, writer, what)
-        await writer.append(res.body as AsyncIterable<Uint8Array>, {
+        await appendBody(writer, res.body as AsyncIterable<Uint8Array>, desc.size, what, {
           maxSize: desc.size,
           what,
           onData: (n) => {
@@ -110,9 +110,6 @@ class RegistrySource implements ImageSource {
             onData?.(n)
           },
         })
-        if (writer.size < desc.size) {
-          throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${what}: the transfer ended after ${writer.size} of ${desc.size} bytes; try again later`))
-        }
       } finally {
         clearTimeout(timer)
       }
