@@ -1,10 +1,11 @@
 import {readFileSync} from 'node:fs'
-import fetch, {type Response} from 'node-fetch'
+import fetch from 'node-fetch'
 import type {BlobStore} from '../store/blob-store.js'
 import {toDigest} from '../store/hashing.js'
 import {FerryError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {classifyNetworkError, describe, IdleTimeout, statusError, withRetries} from './http-retry.js'
+import {type BodyResponse, getBody} from './body-stream.js'
 import {alignRange, appendBody, contentLength, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
 
 /** How every HTTP transfer behaves; all fields optional. */
@@ -44,8 +45,18 @@ const VERSION = (() => {
   }
 })()
 
-interface Attempt {
-  res: Response
+/** What this module reads of an answer, from node-fetch or from getBody. */
+interface Answer {
+  status: number
+  statusText: string
+  ok: boolean
+  url: string
+  headers: {get(name: string): string | null}
+  body: unknown
+}
+
+interface Attempt<R extends Answer = Answer> {
+  res: R
   /** tells the idle timer that data arrived */
   alive(): void
   /** stops the idle timer and releases the connection if the body was not read */
@@ -66,8 +77,24 @@ function checkUrl(url: string): void {
   }
 }
 
-/** One request with an idle timer covering both the wait for headers and every gap in the body. */
-async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions): Promise<Attempt> {
+function requestHeaders(extra: Record<string, string>, opts: FetchOptions): Record<string, string> {
+  return {
+    'User-Agent': opts.userAgent ?? `ferry/${VERSION}`,
+    // Bytes exactly as stored upstream: their digest is what was locked, and ranges count them.
+    'Accept-Encoding': 'identity',
+    ...opts.headers,
+    ...extra,
+  }
+}
+
+/**
+ * One request with an idle timer covering both the wait for headers and every gap in the body.
+ * `large`: a body to stream into the store, read through getBody (no per-read garbage; each
+ * piece valid until the next is read); otherwise node-fetch.
+ */
+async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions): Promise<Attempt>
+async function request(url: string, method: 'GET', extra: Record<string, string>, opts: FetchOptions, large: true): Promise<Attempt<BodyResponse>>
+async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions, large = false): Promise<Attempt> {
   const controller = new AbortController()
   const state = {timedOut: false}
   const timer = setTimeout(() => {
@@ -79,19 +106,10 @@ async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string
     controller.abort()
   }
   try {
-    const res = await fetch(url, {
-      method,
-      headers: {
-        'User-Agent': opts.userAgent ?? `ferry/${VERSION}`,
-        // Bytes exactly as stored upstream: their digest is what was locked, and ranges count them.
-        'Accept-Encoding': 'identity',
-        ...opts.headers,
-        ...extra,
-      },
-      compress: false,
-      follow: MAX_REDIRECTS,
-      signal: controller.signal,
-    })
+    const headers = requestHeaders(extra, opts)
+    const res: Answer = large
+      ? await getBody(url, {headers, follow: MAX_REDIRECTS, signal: controller.signal})
+      : await fetch(url, {method, headers, compress: false, follow: MAX_REDIRECTS, signal: controller.signal})
     return {
       res,
       alive: () => timer.refresh(),
@@ -107,7 +125,7 @@ async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string
 }
 
 /** Runs `work` on a started attempt; always releases it, and reports an idle abort as a timeout. */
-async function using<T>(attempt: Attempt, work: (attempt: Attempt) => Promise<T>): Promise<T> {
+async function using<T, R extends Answer>(attempt: Attempt<R>, work: (attempt: Attempt<R>) => Promise<T>): Promise<T> {
   try {
     return await work(attempt)
   } catch (err) {
@@ -117,7 +135,7 @@ async function using<T>(attempt: Attempt, work: (attempt: Attempt) => Promise<T>
   }
 }
 
-function expectOk(res: Response, url: string, item?: string): void {
+function expectOk(res: Answer, url: string, item?: string): void {
   if (!res.ok) throw statusError(res.status, res.statusText, res.headers.get('retry-after'), url, item)
 }
 
@@ -164,7 +182,7 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
   let fetched = 0
   const job = {digest, size: expect.size, what, policy: retryPolicy(opts), classify: classifier(url, opts)}
   const result = await downloadResumable(store, job, async (writer, from) => {
-    const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts)
+    const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts, true)
     await using(attempt, async ({res}) => {
       if (await rangeExhausted(res, from, writer)) return
       expectOk(res, url, opts.item)
@@ -172,7 +190,7 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
       const total = expect.size ?? announced
       progress.total = total
       progress.update(writer.size, true)
-      await appendBody(writer, res.body as AsyncIterable<Uint8Array>, total, label, {
+      await appendBody(writer, res.body, total, label, {
         maxSize: expect.size,
         what,
         onData: (n) => {

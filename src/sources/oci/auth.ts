@@ -20,7 +20,7 @@ export function parseChallenge(header: string | null): Challenge | undefined {
 }
 
 /** The reason a registry gave for refusing a request: its JSON `errors`, else the status line. */
-export async function registryReason(res: Response): Promise<string> {
+export async function registryReason(res: {status: number; statusText: string; text(): Promise<string>}): Promise<string> {
   let text = ''
   try {
     text = (await res.text()).slice(0, 64 << 10)

@@ -3,6 +3,7 @@ import http from 'node:http'
 import https from 'node:https'
 import {rootCertificates} from 'node:tls'
 import fetch, {type RequestInit, type Response} from 'node-fetch'
+import {type BodyResponse, getBody} from '../body-stream.js'
 import {FerryError, upstreamError, usageError} from '../../ui/errors.js'
 import {classifyNetworkError, statusError, withRetries} from '../http-retry.js'
 import {basicHeader, parseChallenge, registryReason, TokenCache, type Challenge} from './auth.js'
@@ -35,7 +36,15 @@ export interface RequestOptions {
   /** other repositories read in the same request (cross-repository mount) */
   alsoPull?: string[]
   signal?: AbortSignal
+  /**
+   * a GET whose body is streamed into the store: read through getBody (no per-read garbage;
+   * each body piece is valid only until the next is read)
+   */
+  large?: boolean
 }
+
+/** What callers read of an answer, from node-fetch or from getBody. */
+export type RegistryAnswer = Response | BodyResponse
 
 const TLS_PROTOCOL = /wrong version number|EPROTO|packet length too long|unknown protocol/i
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS/
@@ -57,6 +66,7 @@ export class RegistryClient {
   private readonly tokens: TokenCache
   private readonly httpsAgent: https.Agent
   private readonly httpAgent: http.Agent
+  private readonly ca?: string[]
   readonly insecure: boolean
 
   constructor(
@@ -72,6 +82,7 @@ export class RegistryClient {
         throw usageError('BAD_CA_FILE', `--ca-file ${options.caFile}: ${(err as Error).message}`)
       }
     }
+    this.ca = ca
     const maxSockets = options.maxSockets ?? 16
     this.httpsAgent = new https.Agent({keepAlive: true, maxSockets, ca, rejectUnauthorized: !this.insecure})
     this.httpAgent = new http.Agent({keepAlive: true, maxSockets})
@@ -155,15 +166,29 @@ export class RegistryClient {
     return `Bearer ${await this.tokens.token(c, scopes, creds, this.registry)}`
   }
 
+  private rawBody(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<BodyResponse> {
+    return getBody(url, {
+      headers: {'User-Agent': 'ferry', 'Accept-Encoding': 'identity', ...headers},
+      tls: {ca: this.ca, rejectUnauthorized: !this.insecure},
+      signal,
+      follow: 10,
+    })
+  }
+
   /**
    * A request under `/v2/<repository>` (or an absolute URL the registry gave, e.g. an upload
    * Location). Answers 401 once by (re)authenticating; a second 401/403 is exit 5 with the reason.
    */
-  async request(repository: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+  async request(repository: string, path: string, opts: RequestOptions & {large: true}): Promise<BodyResponse>
+  async request(repository: string, path: string, opts?: RequestOptions): Promise<Response>
+  async request(repository: string, path: string, opts: RequestOptions = {}): Promise<RegistryAnswer> {
     const origin = await this.origin()
     const url = /^https?:\/\//.test(path) ? path : new URL(path, origin).toString()
     const send = async () => {
       const auth = await this.authorization(repository, opts)
+      if (opts.large && (opts.method ?? 'GET') === 'GET' && opts.body === undefined) {
+        return this.rawBody(url, {...opts.headers, ...(auth ? {Authorization: auth} : {})}, opts.signal)
+      }
       return this.raw(url, {
         method: opts.method ?? 'GET',
         headers: {...opts.headers, ...(auth ? {Authorization: auth} : {})},
@@ -191,7 +216,7 @@ export class RegistryClient {
   }
 
   /** Turns a failed answer into the right error: transient (5xx, 429) for a retry, else final with the registry's reason. */
-  async failure(res: Response, what: string): Promise<unknown> {
+  async failure(res: RegistryAnswer, what: string): Promise<unknown> {
     const reason = await registryReason(res)
     const err = statusError(res.status, res.statusText, res.headers.get('retry-after'), `${this.registry}`, what)
     if (err instanceof FerryError) {

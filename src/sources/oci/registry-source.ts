@@ -97,11 +97,12 @@ class RegistrySource implements ImageSource {
         const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`, {
           headers: from > 0 ? {Range: `bytes=${from}-`} : {},
           signal: controller.signal,
+          large: true,
         })
         if (await rangeExhausted(res, from, writer)) return
         if (!res.ok) throw await this.client.failure(res, what)
         await alignRange(res, from, writer, what)
-        await appendBody(writer, res.body as AsyncIterable<Uint8Array>, desc.size, what, {
+        await appendBody(writer, res.body, desc.size, what, {
           maxSize: desc.size,
           what,
           onData: (n) => {
