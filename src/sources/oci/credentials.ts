@@ -1,17 +1,38 @@
 import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import {z} from 'zod'
 import {usageError} from '../../ui/errors.js'
+import {helperCredentials, helperProgram, type HelperOrigin} from './credential-helper.js'
 import {DOCKER_HUB} from './reference.js'
 
 export interface Credentials {
   username: string
   password: string
-  /** the file they came from, for messages */
+  /** where they came from (an auth file, or a helper and the file naming it), for messages */
   from: string
 }
 
+type Found = Omit<Credentials, 'from'>
+
 const HUB_ALIASES = new Set(['index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com', DOCKER_HUB])
+
+/** The user name docker stores an identity (OAuth2 refresh) token under. */
+const IDENTITY_TOKEN_USER = '<token>'
+
+/** The parts of docker's config.json and containers' auth.json that hold credentials; the rest is ignored. */
+const AuthEntry = z.object({
+  auth: z.string().optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  identitytoken: z.string().optional(),
+})
+const AuthFile = z.object({
+  auths: z.record(z.string(), AuthEntry.nullable()).optional(),
+  credHelpers: z.record(z.string(), z.string()).optional(),
+  credsStore: z.string().optional(),
+})
+type AuthFile = z.infer<typeof AuthFile>
 
 /**
  * Auth files in the order podman and skopeo read them: `$REGISTRY_AUTH_FILE`, then
@@ -35,7 +56,38 @@ function normaliseKey(key: string): string {
   return (HUB_ALIASES.has(host) ? DOCKER_HUB : host) + (slash < 0 ? '' : k.slice(slash))
 }
 
-function decode(entry: {auth?: string; username?: string; password?: string}, file: string, key: string): Omit<Credentials, 'from'> | undefined {
+/** An auth file's contents; `undefined` when there is no such file (not every tool has logged in). */
+async function readAuthFile(file: string): Promise<AuthFile | undefined> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch {
+    return undefined
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    throw usageError('BAD_AUTH_FILE', `${file} is not valid JSON; fix or remove it`)
+  }
+  const parsed = AuthFile.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw usageError('BAD_AUTH_FILE', `${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}; fix or remove it`)
+  }
+  return parsed.data
+}
+
+/** Refuses an identity token: it needs an OAuth2 refresh grant, which Ferry does not send yet. */
+function refuseIdentityToken(registry: string, from: string): never {
+  throw usageError(
+    'IDENTITY_TOKEN_UNSUPPORTED',
+    `the credentials for ${registry} (from ${from}) are an identity token, which Ferry does not support yet; log in with a user name and a password or access token instead`,
+  )
+}
+
+function decode(entry: z.infer<typeof AuthEntry>, file: string, key: string, registry: string): Found | undefined {
+  if (entry.identitytoken) refuseIdentityToken(registry, file)
   if (entry.username && entry.password !== undefined) return {username: entry.username, password: entry.password}
   if (!entry.auth) return undefined
   const text = Buffer.from(entry.auth, 'base64').toString('utf8')
@@ -44,33 +96,60 @@ function decode(entry: {auth?: string; username?: string; password?: string}, fi
   return {username: text.slice(0, colon), password: text.slice(colon + 1)}
 }
 
+/** The inline `auths` entry for `target` (host/repository); a `host/namespace` entry beats a bare host entry. */
+function inlineCredentials(config: AuthFile, file: string, host: string, target: string): Found | undefined {
+  let best: {len: number; creds: Found} | undefined
+  for (const [key, entry] of Object.entries(config.auths ?? {})) {
+    const k = normaliseKey(key)
+    if (target !== k && !target.startsWith(`${k}/`)) continue
+    const creds = decode(entry ?? {}, file, key, host)
+    if (creds && (!best || k.length > best.len)) best = {len: k.length, creds}
+  }
+  return best?.creds
+}
+
+/** The helper `credHelpers` names for `host`; its keys are hosts, with or without a scheme. */
+function namedHelper(config: AuthFile, host: string): string | undefined {
+  for (const [key, name] of Object.entries(config.credHelpers ?? {})) if (normaliseKey(key) === host) return name
+  return undefined
+}
+
+async function fromHelper(name: string, host: string, origin: HelperOrigin): Promise<Credentials | undefined> {
+  const creds = await helperCredentials(name, host, origin)
+  if (!creds) return undefined
+  const from = `${helperProgram(name)}, named in ${origin.file}`
+  if (creds.username === IDENTITY_TOKEN_USER) refuseIdentityToken(host, from)
+  return {...creds, from}
+}
+
 /**
- * Basic-auth credentials for `registry` (host[:port]) and `repository`, from the first auth
- * file that has an entry for them; a `host/namespace` entry beats a bare host entry.
+ * One file, in docker's order: the helper `credHelpers` names for the host, then the inline
+ * `auths` entry, then the default helper `credsStore` (with it set, docker leaves inline entries
+ * empty, `{}`, so they fall through to it). A helper that holds nothing for the host falls through too.
+ */
+async function credentialsIn(config: AuthFile, file: string, host: string, target: string): Promise<Credentials | undefined> {
+  const helper = namedHelper(config, host)
+  if (helper !== undefined) {
+    const creds = await fromHelper(helper, host, {file, field: 'credHelpers'})
+    if (creds) return creds
+  }
+  const inline = inlineCredentials(config, file, host, target)
+  if (inline) return {...inline, from: file}
+  if (config.credsStore) return fromHelper(config.credsStore, host, {file, field: 'credsStore'})
+  return undefined
+}
+
+/**
+ * Credentials for `registry` (host[:port]) and `repository`, from the first auth file that
+ * yields some, through its inline entries or the credential helpers it names.
  */
 export async function findCredentials(registry: string, repository: string, files = authFiles()): Promise<Credentials | undefined> {
-  const target = `${HUB_ALIASES.has(registry) ? DOCKER_HUB : registry}/${repository}`
+  const host = HUB_ALIASES.has(registry) ? DOCKER_HUB : registry
   for (const file of files) {
-    let text: string
-    try {
-      text = await readFile(file, 'utf8')
-    } catch {
-      continue
-    }
-    let auths: Record<string, {auth?: string; username?: string; password?: string}>
-    try {
-      auths = (JSON.parse(text) as {auths?: typeof auths}).auths ?? {}
-    } catch {
-      throw usageError('BAD_AUTH_FILE', `${file} is not valid JSON; fix or remove it`)
-    }
-    let best: {len: number; creds: Omit<Credentials, 'from'>} | undefined
-    for (const [key, entry] of Object.entries(auths)) {
-      const k = normaliseKey(key)
-      if (target !== k && !target.startsWith(`${k}/`)) continue
-      const creds = decode(entry ?? {}, file, key)
-      if (creds && (!best || k.length > best.len)) best = {len: k.length, creds}
-    }
-    if (best) return {...best.creds, from: file}
+    const config = await readAuthFile(file)
+    if (!config) continue
+    const creds = await credentialsIn(config, file, host, `${host}/${repository}`)
+    if (creds) return creds
   }
   return undefined
 }
