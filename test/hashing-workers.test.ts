@@ -1,7 +1,7 @@
 // sha256 on worker threads, the blob writer that feeds them, and a build that meets a store blob damaged
 // on disk (the store is a cache without a flush per blob): the damage is caught, the blob fetched again.
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
@@ -116,10 +116,15 @@ test('a build finds a cached blob damaged on disk, fetches it again and writes t
   const signers = [await fileSigner(ctx.priv)]
   const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
   assert.ok(first.fetched > 0)
-  // What a power cut can leave of a blob that was never flushed: the right size, the wrong bytes.
+  // Once the bundle is written, the blobs it used are flushed and sealed (read-only).
   const victim = ctx.data[0]
   const store = new BlobStore(root)
+  assert.is((await stat(store.pathOf(sha(victim)))).mode & 0o777, 0o444)
+  assert.is(await store.trusted(sha(victim)), true)
+  // What a power cut before the seal can leave of a blob never flushed: unsealed, the right size, the wrong bytes.
+  await chmod(store.pathOf(sha(victim)), 0o644)
   await writeFile(store.pathOf(sha(victim)), Buffer.alloc(victim.length))
+  assert.is(await store.trusted(sha(victim)), false)
   const second = await buildBundle(ctx.lock, {store, signers, outDir: join(root, 'out2')})
   assert.is(second.fetched, victim.length)
   assert.is(second.sha256, first.sha256)

@@ -67,7 +67,7 @@ store('ingest stores a stream under its sha256, with its size', async () => {
   assert.equal(got, {digest, size: data.length})
   assert.equal(s.pathOf(digest), join(s.root, 'blobs', 'sha256', digest.slice(7)))
   assert.ok((await readFile(s.pathOf(digest))).equals(data))
-  assert.equal(await s.has(digest), {size: data.length})
+  assert.equal(await s.has(digest), {size: data.length, sealed: false})
   assert.equal(await filesUnder(s.root), [`blobs/sha256/${digest.slice(7)}`])
 })
 

@@ -10,8 +10,8 @@ import {armorSignatures, type Signer} from '../trust/sign.js'
 import {FerryError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
-import {collectImages, imageIndexEntries} from './images.js'
-import {type BlobFile, removeAbandonedPartials, writeBundleArchive, type WrittenBundle} from './write.js'
+import {type BlobJob, imageIndexEntries, planImages, type PlannedImages} from './images.js'
+import {type BlobFile, type BundleEntries, removeAbandonedPartials, writeBundleArchive, type WrittenBundle} from './write.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 
 export interface BuildOptions {
@@ -73,32 +73,129 @@ function toBundleArtifact(a: LockedArtifact): BundleArtifact {
   }
 }
 
-/** Fetches every artifact of the lock into the store (verifying each digest) with bounded parallelism. */
-async function fetchArtifacts(lock: LockFile, options: BuildOptions): Promise<{blobs: BlobFile[]; fetched: number}> {
-  // Images are fetched by collectImages: their digest names a manifest, not one file to download.
-  const files = lock.artifacts.filter((a) => a.kind !== 'image')
-  const total = files.reduce((n, a) => n + a.size, 0)
-  const progress = new Map<string, number>()
-  const report = () => {
-    let done = 0
-    for (const v of progress.values()) done += v
-    options.onProgress?.({phase: 'fetch', done, total})
-  }
-  let fetched = 0
-  const blobs = await mapPool(files, options.concurrency ?? 4, async (artifact) => {
-    const got = await fetchToStore(options.store, artifact.url, {sha256: artifact.sha256, size: artifact.size}, {
-      item: artifact.name,
-      onProgress: (e) => {
-        progress.set(artifact.name, e.done)
-        report()
+/** The lock's files (everything but images) as blobs of the bundle and jobs that fetch them. */
+function fileJobs(lock: LockFile, options: BuildOptions): {blobs: BlobFile[]; jobs: BlobJob[]} {
+  // Images are planned by planImages: their digest names a manifest, not one file to download.
+  const files = lock.artifacts.filter((a) => a.kind !== 'image').sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1))
+  const store = options.store
+  return {
+    blobs: files.map((a) => ({digest: `sha256:${a.sha256}`, size: a.size, path: store.pathOf(`sha256:${a.sha256}`)})),
+    jobs: files.map((a) => ({
+      digest: `sha256:${a.sha256}`,
+      size: a.size,
+      fetch: async (onData) => {
+        let seen = 0
+        const got = await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, {
+          item: a.name,
+          onProgress: (e) => {
+            onData(e.done - seen)
+            seen = e.done
+          },
+        })
+        return got.fetched
       },
-    })
-    progress.set(artifact.name, artifact.size)
-    report()
-    fetched += got.fetched
-    return {digest: got.digest, size: got.size, path: options.store.pathOf(got.digest)}
+    })),
+  }
+}
+
+interface Pending {
+  promise: Promise<void>
+  resolve(): void
+  reject(err: unknown): void
+  settled: boolean
+}
+
+function pending(): Pending {
+  const p = {settled: false} as Pending
+  p.promise = new Promise<void>((resolve, reject) => {
+    p.resolve = () => {
+      p.settled = true
+      resolve()
+    }
+    p.reject = (err) => {
+      p.settled = true
+      reject(err)
+    }
   })
-  return {blobs, fetched}
+  p.promise.catch(() => undefined)
+  return p
+}
+
+/**
+ * Fetches what the store lacks and writes the archive at the same time: the writer goes through
+ * the blobs in archive order and copies each one as soon as it is in the store, while later ones
+ * are still downloading. The first failure on either side stops both; nothing is left behind.
+ */
+async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number}> {
+  const store = options.store
+  const waits = new Map<string, Pending>()
+  for (const job of [...files.jobs, ...images.jobs]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
+  const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
+  for (const blob of blobs) {
+    const wait = waits.get(blob.digest)
+    if (wait) {
+      blob.ready = wait.promise.then(async () => {
+        blob.fresh = await store.trusted(blob.digest)
+      })
+      blob.ready.catch(() => undefined)
+    } else {
+      blob.fresh = await store.trusted(blob.digest)
+    }
+  }
+
+  const all = [...files.jobs, ...images.jobs]
+  const total = all.reduce((n, j) => n + j.size, 0)
+  let done = 0
+  let lastReport = -Infinity
+  let fetched = 0
+  let fetching = all.length > 0
+  let halted: {error: unknown} | undefined
+  const report = (force = false) => {
+    if (!options.onProgress || (!force && done - lastReport < 1 << 20)) return
+    lastReport = done
+    options.onProgress({phase: 'fetch', done, total})
+  }
+  const run = (jobs: BlobJob[], limit: number) =>
+    mapPool(jobs, limit, async (job) => {
+      if (halted) throw halted.error
+      let counted = 0
+      try {
+        fetched += await job.fetch((n) => {
+          counted += n
+          done += n
+          report()
+        })
+      } catch (err) {
+        halted ??= {error: err}
+        throw err
+      }
+      done += job.size - counted
+      report()
+      waits.get(job.digest)!.resolve()
+    })
+  const fetchAll = Promise.allSettled([run(files.jobs, options.concurrency ?? 4), run(images.jobs, options.imageJobs ?? 8)]).then((results) => {
+    fetching = false
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    for (const wait of waits.values()) if (!wait.settled) wait.reject(failed?.reason ?? new Error('fetch stopped'))
+    if (failed) throw failed.reason
+    report(true)
+  })
+  // Writing trails the downloads: its progress is shown once they are done.
+  const onWrite: ProgressListener = (e) => {
+    if (!fetching) options.onProgress?.(e)
+  }
+  const writing = writeBundleArchive(target, {...entries, blobs}, onWrite).catch((err: unknown) => {
+    halted ??= {error: err}
+    throw err
+  })
+  const [f, w] = await Promise.allSettled([fetchAll, writing])
+  // A download's failure is the cause of the writer's, when both failed.
+  if (f.status === 'rejected') throw f.reason
+  if (w.status === 'rejected') throw w.reason
+  for (const digest of w.value.verified) store.markChecked(digest)
+  // Later builds use these blobs as they are: flushed and sealed now that the bundle is out.
+  await store.seal(blobs.map((b) => b.digest))
+  return {written: w.value, fetched}
 }
 
 /**
@@ -144,21 +241,12 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     // A delta neither fetches nor carries what its base has.
     const omitted = since ? [...new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)))].sort() : []
     const carried = since ? {...lock, artifacts: lock.artifacts.filter((a) => !since.has(`sha256:${a.sha256}`))} : lock
-    const gather = async () => {
-      const files = await fetchArtifacts(carried, options)
-      const images = await collectImages(lock, {
-        store: options.store,
-        registry: options.registry,
-        concurrency: options.imageJobs,
-        skip: since ? (d) => since.has(d) : undefined,
-        onProgress: options.onProgress,
-      })
-      // What the store hashed in this run is not hashed again on its way into the archive.
-      const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b, fresh: options.store.checkedHere(b.digest)}))
-      return {blobs, images, fetched: files.fetched + images.fetched}
-    }
-    const gathered = await gather()
-    const images = gathered.images
+    const plan = async () => ({
+      files: fileJobs(carried, options),
+      images: await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined}),
+    })
+    const first = await plan()
+    const images = first.images
     if (images.omitted.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...images.omitted])].sort())
     const described = describeLock(lock)
     const indexJson = described.indexJson
@@ -173,16 +261,16 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     for (const signer of options.signers) parts.push(await signer.sign(bundleJson, signedAt))
     const entries = {bundleJson, signature: Buffer.from(armorSignatures(parts)), indexJson}
     try {
-      const written = await writeBundleArchive(target, {...entries, blobs: gathered.blobs}, options.onProgress)
-      return {...written, manifest, fetched: gathered.fetched}
+      const {written, fetched} = await fetchAndWrite(target, entries, first.files, first.images, options)
+      return {...written, manifest, fetched}
     } catch (err) {
-      // A cached blob damaged on disk (a power cut after it landed): drop it, fetch it again, write once more.
+      // A cached blob damaged on disk (a power cut before it was sealed): drop it, fetch it again, write once more.
       const damaged = err instanceof FerryError && err.code === 'STORE_CORRUPT' ? (err.data?.digests as string[] | undefined) : undefined
       if (!damaged) throw err
       for (const digest of damaged) await options.store.evict(digest)
-      const again = await gather()
-      const written = await writeBundleArchive(target, {...entries, blobs: again.blobs}, options.onProgress)
-      return {...written, manifest, fetched: gathered.fetched + again.fetched}
+      const again = await plan()
+      const {written, fetched} = await fetchAndWrite(target, entries, again.files, again.images, options)
+      return {...written, manifest, fetched}
     }
   } finally {
     await lockFile.release()

@@ -8,29 +8,33 @@ import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {usageError} from '../ui/errors.js'
-import type {ProgressListener} from '../ui/progress.js'
 import type {BlobFile} from './write.js'
 
 export const REF_NAME = 'org.opencontainers.image.ref.name'
 export const CONTAINERD_NAME = 'io.containerd.image.name'
 
-export interface CollectImagesOptions {
+export interface PlanImagesOptions {
   store: BlobStore
   registry?: RegistryOptions
-  /** blob downloads at once, across all images; default 8 */
-  concurrency?: number
   /** blobs not to fetch or carry (a delta's base has them) */
   skip?: (digest: string) => boolean
-  onProgress?: ProgressListener
 }
 
-export interface CollectedImages {
-  /** every blob the images need in the bundle, each once */
+/** One blob to bring into the store: a config or a layer. */
+export interface BlobJob {
+  digest: string
+  size: number
+  /** downloads it into the store unless it is there; reports bytes as they arrive; resolves to the bytes downloaded */
+  fetch(onData: (bytes: number) => void): Promise<number>
+}
+
+export interface PlannedImages {
+  /** every blob the images need in the bundle, each once; the documents are in the store already */
   blobs: BlobFile[]
   /** blobs left out because `skip` said so */
   omitted: string[]
-  /** bytes downloaded */
-  fetched: number
+  /** configs and layers still to bring into the store, in digest order (the archive's) */
+  jobs: BlobJob[]
 }
 
 const isImage = (a: LockedArtifact) => a.kind === 'image'
@@ -74,17 +78,16 @@ async function checkSinglePlatform(source: ImageSource, config: Descriptor, plat
 }
 
 /**
- * Fetches every image of the lock into the store. Documents first (they say what else is
- * needed; an index keeps only the children of the lock's platforms), then all configs and
- * layers of all images through one bounded pool: a layer shared by several images is fetched
- * once, one already in the store not at all, and each is hashed as it streams in.
+ * Plans the images of the lock: their documents are fetched into the store first (they say what
+ * else is needed; an index keeps only the children of the lock's platforms), then every config
+ * and layer of every image becomes one job, once however many images share it.
  */
-export async function collectImages(lock: LockFile, options: CollectImagesOptions): Promise<CollectedImages> {
+export async function planImages(lock: LockFile, options: PlanImagesOptions): Promise<PlannedImages> {
   const images = lock.artifacts.filter(isImage)
   const blobs = new Map<string, BlobFile>()
   const omitted = new Set<string>()
   const tasks = new Map<string, BlobTask>()
-  if (images.length === 0) return {blobs: [], omitted: [], fetched: 0}
+  if (images.length === 0) return {blobs: [], omitted: [], jobs: []}
   const sources = new ImageSources(options.registry)
   const skip = options.skip ?? (() => false)
   const store = options.store
@@ -123,22 +126,8 @@ export async function collectImages(lock: LockFile, options: CollectImagesOption
     }
   })
 
-  // In digest order: the order the archive is written in.
-  const queue = [...tasks.values()].sort((x, y) => (x.desc.digest < y.desc.digest ? -1 : 1))
-  const total = queue.reduce((n, t) => n + t.desc.size, 0)
-  let done = 0
-  let lastReport = 0
-  let fetched = 0
-  await mapPool(queue, options.concurrency ?? 8, async ({desc, source}) => {
-    const got = await source.fetchBlob(store, desc, (n) => {
-      done += n
-      if (options.onProgress && done - lastReport >= 1 << 20) {
-        lastReport = done
-        options.onProgress({phase: 'fetch', item: 'images', done, total})
-      }
-    })
-    fetched += got
-  })
-  options.onProgress?.({phase: 'fetch', item: 'images', done: total, total})
-  return {blobs: [...blobs.values()], omitted: [...omitted].sort(), fetched}
+  const jobs = [...tasks.values()]
+    .sort((x, y) => (x.desc.digest < y.desc.digest ? -1 : 1))
+    .map(({desc, source}) => ({digest: desc.digest, size: desc.size, fetch: (onData: (bytes: number) => void) => source.fetchBlob(store, desc, onData)}))
+  return {blobs: [...blobs.values()], omitted: [...omitted].sort(), jobs}
 }

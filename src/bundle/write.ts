@@ -13,8 +13,13 @@ export interface BlobFile {
   size: number
   /** where the bytes are on disk (the blob store) */
   path: string
-  /** the bytes were hashed against `digest` by this process already: no need to hash them again */
+  /** the bytes were hashed against `digest` already (this process, or a sealed store blob): no need to hash them again */
   fresh?: boolean
+  /**
+   * settles when the blob is in place (it is still being fetched while the archive is written);
+   * `fresh` is read after it
+   */
+  ready?: Promise<unknown>
 }
 
 export interface BundleEntries {
@@ -28,6 +33,8 @@ export interface WrittenBundle {
   path: string
   sha256: string
   size: number
+  /** blobs that were hashed on their way in and matched */
+  verified: string[]
 }
 
 /** Total archive size, known before writing: used for free-space checks and progress. */
@@ -67,6 +74,8 @@ class ArchiveWriter {
   private failed?: unknown
   private readonly hash: RemoteHash = remoteHash()
   private readonly checks: Array<Promise<string | undefined>> = []
+  /** blobs hashed on their way in that matched their digest */
+  readonly verified: string[] = []
   /** blob checks reading the current slab */
   private steps: Array<Promise<unknown>> = []
   /** bytes handed to the archive so far */
@@ -115,6 +124,7 @@ class ArchiveWriter {
   }
 
   async copyFile(blob: BlobFile): Promise<void> {
+    if (blob.ready) await blob.ready
     const input = await open(blob.path, 'r')
     const check = blob.fresh ? undefined : remoteHash()
     try {
@@ -135,7 +145,11 @@ class ArchiveWriter {
         throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${size} bytes, expected ${blob.size}; remove it from the store and build again`)
       }
       if (check) {
-        const result = check.digest().then((d) => (d === blob.digest ? undefined : blob.digest))
+        const result = check.digest().then((d) => {
+          if (d !== blob.digest) return blob.digest
+          this.verified.push(blob.digest)
+          return undefined
+        })
         result.catch(() => undefined)
         this.checks.push(result)
       }
@@ -241,5 +255,5 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
     throw asLocalIoError(err, `writing ${target}`)
   }
   onProgress?.({phase: 'write', item: basename(target), done: writer.written, total})
-  return {path: target, sha256, size: writer.written}
+  return {path: target, sha256, size: writer.written, verified: writer.verified}
 }

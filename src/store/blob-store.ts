@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, readdir, rename, stat, unlink} from 'node:fs/promises'
+import {chmod, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
@@ -22,12 +22,17 @@ export interface BlobInfo {
 
 export interface BlobStoreOptions {
   /**
-   * fsync every blob before it lands (default false). The store is a cache: a blob found in it
-   * is hashed again wherever its bytes are used (see `checkedHere`), so one damaged by a crash
-   * is caught there and fetched anew, and the build does not pay a disk flush per blob.
+   * fsync every blob before it lands (default false). The store is a cache: a blob lands without
+   * a flush, and one found in it later is hashed again wherever its bytes are used (see
+   * `trusted`), so one damaged by a crash is caught there and fetched anew. A build seals the
+   * blobs it used once its bundle is written (`seal`): flushed, then made read-only; a sealed
+   * blob is trusted as it is.
    */
   durable?: boolean
 }
+
+/** No write permission for anyone: how a sealed blob (flushed to disk after it was verified) is told apart. */
+const SEALED_MODE = 0o444
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
@@ -103,11 +108,11 @@ export class BlobStore {
     return path.join(this.blobDir, digestHex(digest))
   }
 
-  /** The blob's size when the store holds it. */
-  async has(digest: string): Promise<{size: number} | undefined> {
+  /** The blob's size when the store holds it, and whether it is sealed (see `seal`). */
+  async has(digest: string): Promise<{size: number; sealed: boolean} | undefined> {
     try {
       const info = await stat(this.pathOf(digest))
-      return info.isFile() ? {size: info.size} : undefined
+      return info.isFile() ? {size: info.size, sealed: (info.mode & 0o222) === 0} : undefined
     } catch (err) {
       if (isMissing(err)) return undefined
       throw err
@@ -218,6 +223,53 @@ export class BlobStore {
    */
   checkedHere(digest: string): boolean {
     return this.checked.has(digest)
+  }
+
+  /**
+   * True when the blob's bytes need not be hashed again where they are used: this instance hashed
+   * them (as they landed, or on a use: `markChecked`), or the blob is sealed.
+   */
+  async trusted(digest: string): Promise<boolean> {
+    return this.checked.has(digest) || ((await this.has(digest))?.sealed ?? false)
+  }
+
+  /** Records that the blob's bytes in the store were just hashed and matched its digest. */
+  markChecked(digest: string): void {
+    this.checked.add(digest)
+  }
+
+  /**
+   * Seals the blobs this instance checked, among `digests`: each is flushed to disk, then made
+   * read-only, in that order, so a crash can lose the mark but never leave a marked blob whose
+   * bytes did not reach the disk. Later runs use a sealed blob without hashing it again (the way
+   * a container runtime trusts its content store once content is committed). Best effort: a
+   * blob that cannot be sealed (a read-only or permission-less file system) stays unsealed.
+   */
+  async seal(digests: Iterable<string>): Promise<number> {
+    const todo = [...new Set(digests)].filter((d) => this.checked.has(d))
+    let sealed = 0
+    let next = 0
+    const worker = async () => {
+      while (next < todo.length) {
+        const file = this.pathOf(todo[next++])
+        try {
+          const info = await stat(file)
+          if ((info.mode & 0o222) === 0) continue
+          const handle = await open(file, 'r')
+          try {
+            await handle.sync()
+          } finally {
+            await handle.close()
+          }
+          await chmod(file, SEALED_MODE)
+          sealed++
+        } catch {
+          // left unsealed: it is hashed again where it is next used
+        }
+      }
+    }
+    await Promise.all(Array.from({length: Math.min(4, todo.length)}, worker))
+    return sealed
   }
 
   /** Removes a blob found damaged, so that the next use fetches it again. */
