@@ -1,0 +1,105 @@
+import {parseImageDocument, type Descriptor, type ImageDocument} from '../sources/oci/document.js'
+import {parseRegistryReference} from '../sources/oci/reference.js'
+
+export interface PushedImage {
+  ref: string
+  /** where it went: registry/repository:tag */
+  target: string
+  digest: string
+  /** set when the registry refused a platform-filtered index and got its one kept child instead */
+  platformManifest?: boolean
+}
+
+/** One document to PUT. `fallback`: the one child kept of a platform-filtered index. */
+export interface ManifestPut {
+  repo: string
+  reference: string
+  digest: string
+  mediaType: string
+  bytes: Buffer
+  fallback?: {digest: string; mediaType: string; bytes: Buffer}
+  image?: PushedImage
+}
+
+export interface PushPlan {
+  /** config and layer digest → repositories that need it, in push order */
+  blobs: Map<string, string[]>
+  /** every digest of the plan → the images that need it, for messages */
+  usedBy: Map<string, string[]>
+  /** documents to PUT, children before their index */
+  manifests: ManifestPut[]
+  images: PushedImage[]
+  /** image documents found nowhere (a delta's, whose base is not there): digest → images */
+  unavailable: Map<string, string[]>
+}
+
+/** An image artifact of bundle.json, the fields a push reads. */
+export interface PushImage {
+  ref?: string
+  name: string
+  digest: string
+  mediaType: string
+}
+
+/**
+ * The bytes of a manifest or index, wherever they are kept: the bundle itself, a base bundle, or
+ * (a delta's documents) the registry. `repo` is where the image goes. Undefined when nowhere.
+ */
+export type DocumentLookup = (digest: string, repo: string) => Promise<Buffer | undefined>
+
+/** The repository an image goes to: its own path, under the target's prefix. */
+export function targetRepository(image: PushImage, prefix: string): string {
+  const {repository} = parseRegistryReference(image.ref ?? image.name)
+  return prefix ? `${prefix}/${repository}` : repository
+}
+
+/**
+ * Walks each image's documents to list the blobs every repository needs and the documents to
+ * PUT. `inBundle` says which children of an index the bundle holds (carried or, in a delta, left
+ * to its base); the others are platforms filtered out at build.
+ */
+export async function planPush(images: PushImage[], lookup: DocumentLookup, inBundle: (digest: string) => boolean, registry: string, prefix: string): Promise<PushPlan> {
+  const plan: PushPlan = {blobs: new Map(), usedBy: new Map(), manifests: [], images: [], unavailable: new Map()}
+  const add = (map: Map<string, string[]>, key: string, value: string) => {
+    const list = map.get(key) ?? []
+    if (!list.includes(value)) list.push(value)
+    map.set(key, list)
+  }
+  for (const image of images) {
+    const ref = image.ref ?? image.name
+    const source = parseRegistryReference(ref)
+    const repo = targetRepository(image, prefix)
+    const pushed: PushedImage = {ref, target: `${registry}/${repo}${source.tag ? `:${source.tag}` : `@${image.digest}`}`, digest: image.digest}
+    plan.images.push(pushed)
+    const document = async <D extends {digest: string; mediaType: string}>(desc: D, what: string) => {
+      add(plan.usedBy, desc.digest, ref)
+      const bytes = await lookup(desc.digest, repo)
+      if (!bytes) {
+        add(plan.unavailable, desc.digest, ref)
+        return undefined
+      }
+      return {desc, bytes, doc: parseImageDocument(bytes, desc.mediaType, what)}
+    }
+    const root = await document(image, ref)
+    if (!root) continue
+    const children: Array<{desc: Descriptor; bytes: Buffer; doc: ImageDocument}> = []
+    if (root.doc.kind === 'index') {
+      for (const desc of root.doc.manifests.filter((m) => inBundle(m.digest))) {
+        const child = await document(desc, `${ref} child ${desc.digest}`)
+        if (child) children.push(child)
+      }
+    }
+    for (const {doc} of root.doc.kind === 'manifest' ? [root] : children) {
+      if (doc.kind !== 'manifest') continue
+      for (const blob of [doc.config, ...doc.layers]) {
+        add(plan.blobs, blob.digest, repo)
+        add(plan.usedBy, blob.digest, ref)
+      }
+    }
+    for (const c of children) plan.manifests.push({repo, reference: c.desc.digest, digest: c.desc.digest, mediaType: c.desc.mediaType, bytes: c.bytes})
+    const filtered = source.tag && root.doc.kind === 'index' && children.length === 1 && root.doc.manifests.length > 1
+    const fallback = filtered ? {digest: children[0].desc.digest, mediaType: children[0].desc.mediaType, bytes: children[0].bytes} : undefined
+    plan.manifests.push({repo, reference: source.tag ?? image.digest, digest: image.digest, mediaType: image.mediaType, bytes: root.bytes, ...(fallback ? {fallback, image: pushed} : {})})
+  }
+  return plan
+}
