@@ -1,10 +1,11 @@
 // sha256 on worker threads, the blob writer that feeds them, and a build that meets a store blob damaged
 // on disk (the store is a cache without a flush per blob): the damage is caught, the blob fetched again.
 import {createHash, randomBytes} from 'node:crypto'
-import {chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, open, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {buildBundle} from '../src/bundle/build.js'
@@ -125,6 +126,9 @@ test('a build finds a cached blob damaged on disk, fetches it again and writes t
   await chmod(store.pathOf(sha(victim)), 0o644)
   await writeFile(store.pathOf(sha(victim)), Buffer.alloc(victim.length))
   assert.is(await store.trusted(sha(victim)), false)
+  // No other copy to fall back on: the store holds the blob only as its own file.
+  await rm(join(root, 'packs'), {recursive: true})
+  await mkdir(join(root, 'packs'))
   const second = await buildBundle(ctx.lock, {store, signers, outDir: join(root, 'out2')})
   assert.is(second.fetched, victim.length)
   assert.is(second.sha256, first.sha256)
@@ -132,6 +136,34 @@ test('a build finds a cached blob damaged on disk, fetches it again and writes t
   const untouched = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out3')})
   assert.is(untouched.fetched, 0)
   assert.is(untouched.sha256, first.sha256)
+})
+
+test('a bundle written next to the store is kept as a pack: it stands in for a damaged blob, and is dropped once edited', async () => {
+  const root = join(ctx.dir, 'packs')
+  const signers = [await fileSigner(ctx.priv)]
+  const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
+  const pack = join(root, 'packs', `${first.sha256}.tar`)
+  assert.is((await stat(pack)).ino, (await stat(first.path)).ino, 'the pack is a hard link to the bundle')
+  const victim = ctx.data[0]
+  const store = new BlobStore(root)
+  await chmod(store.pathOf(sha(victim)), 0o644)
+  await writeFile(store.pathOf(sha(victim)), Buffer.alloc(victim.length))
+  const second = await buildBundle(ctx.lock, {store, signers, outDir: join(root, 'out2')})
+  assert.is(second.fetched, 0, 'the damaged file is replaced by the copy in the pack')
+  assert.is(second.sha256, first.sha256)
+  // The bundle is edited in place (the pack is the same file): the pack is no longer trusted,
+  // its bytes are hashed on the way, the damage is found, the pack dropped and the blob fetched.
+  const index = JSON.parse(await readFile(join(root, 'packs', `${second.sha256}.json`), 'utf8'))
+  const [offset] = index.blobs[sha(victim)] as [number, number]
+  await rm(store.pathOf(sha(victim)), {force: true})
+  // later than the file system's timestamp tick, as any real edit is
+  await sleep(50)
+  const handle = await open(second.path, 'r+')
+  await handle.write(Buffer.from([0x55]), 0, 1, offset + 10)
+  await handle.close()
+  const third = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out3')})
+  assert.is(third.fetched, victim.length)
+  assert.is(third.sha256, first.sha256)
 })
 
 test.run()

@@ -1,8 +1,9 @@
 import {createHash} from 'node:crypto'
-import {mkdir} from 'node:fs/promises'
-import {join} from 'node:path'
+import {type FileHandle, mkdir, stat} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
+import {BlobWriter} from '../store/blob-writer.js'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {fetchToStore} from '../sources/http.js'
 import {mapPool} from '../sources/pool.js'
@@ -11,7 +12,7 @@ import {FerryError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
 import {type BlobJob, imageIndexEntries, planImages, type PlannedImages} from './images.js'
-import {type BlobFile, type BundleEntries, removeAbandonedPartials, writeBundleArchive, type WrittenBundle} from './write.js'
+import {archiveLayout, type BlobFile, type BundleEntries, removeAbandonedPartials, writeBundleArchive, type WrittenBundle} from './write.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 
 export interface BuildOptions {
@@ -121,29 +122,60 @@ function pending(): Pending {
   return p
 }
 
+/** Image blobs at least this large go straight into the archive when they can (see fetchAndWrite). */
+const DIRECT_MIN = 1 << 20
+
+/** True when `a` and `b` are on one file system: a file written in one can be hard-linked into the other. */
+async function sameFileSystem(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a), stat(b)])
+  return x.dev === y.dev
+}
+
 /**
  * Fetches what the store lacks and writes the archive at the same time: the writer goes through
- * the blobs in archive order and copies each one as soon as it is in the store, while later ones
- * are still downloading. The first failure on either side stops both; nothing is left behind.
+ * the blobs in archive order and takes each one as soon as it is there, while later ones are
+ * still downloading. When the store and the output folder share a file system, image layers the
+ * store lacks are downloaded straight into their place in the archive (one write of their bytes,
+ * not two), and the finished bundle is then kept in the store as a pack (a hard link, see
+ * packs.ts): that is how those layers enter the store. Everything else goes through the store.
+ * The first failure on either side stops both; nothing is left behind.
  */
 async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number}> {
   const store = options.store
-  const waits = new Map<string, Pending>()
-  for (const job of [...files.jobs, ...images.jobs]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
+  const direct = await sameFileSystem(store.root, dirname(target))
   const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
+  const located = new Map<string, NonNullable<Awaited<ReturnType<BlobStore['locate']>>>>()
+  for (const blob of blobs) {
+    const at = await store.locate(blob.digest)
+    if (!at || at.size !== blob.size) continue
+    located.set(blob.digest, at)
+    Object.assign(blob, {path: at.path, offset: at.offset, fresh: at.trusted})
+  }
+  const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest))
+  const fileWork = needed(files.jobs)
+  const imageWork = needed(images.jobs)
+  const inPlace = new Set(direct ? imageWork.filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])
+
+  const waits = new Map<string, Pending>()
+  for (const job of [...fileWork, ...imageWork]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
   for (const blob of blobs) {
     const wait = waits.get(blob.digest)
-    if (wait) {
+    if (!wait) continue
+    if (inPlace.has(blob.digest)) {
+      blob.inPlace = true
+      blob.ready = wait.promise
+    } else {
       blob.ready = wait.promise.then(async () => {
         blob.fresh = await store.trusted(blob.digest)
       })
       blob.ready.catch(() => undefined)
-    } else {
-      blob.fresh = await store.trusted(blob.digest)
     }
   }
+  const layout = archiveLayout({...entries, blobs})
+  let opened: (archive: FileHandle) => void = () => undefined
+  const archive = new Promise<FileHandle>((resolve) => (opened = resolve))
 
-  const all = [...files.jobs, ...images.jobs]
+  const all = [...fileWork, ...imageWork]
   const total = all.reduce((n, j) => n + j.size, 0)
   let done = 0
   let lastReport = -Infinity
@@ -155,12 +187,21 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
     lastReport = done
     options.onProgress({phase: 'fetch', done, total})
   }
+  const fetchOne = async (job: BlobJob, onData: (n: number) => void): Promise<number> => {
+    if (!inPlace.has(job.digest)) return job.fetch(onData)
+    const writer = BlobWriter.region(await archive, layout.offsets.get(job.digest)!, `${basename(target)} ${job.digest}`)
+    try {
+      return await job.fetchInto!(writer, onData)
+    } finally {
+      await writer.close()
+    }
+  }
   const run = (jobs: BlobJob[], limit: number) =>
     mapPool(jobs, limit, async (job) => {
       if (halted) throw halted.error
       let counted = 0
       try {
-        fetched += await job.fetch((n) => {
+        fetched += await fetchOne(job, (n) => {
           counted += n
           done += n
           report()
@@ -173,7 +214,7 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
       report()
       waits.get(job.digest)!.resolve()
     })
-  const fetchAll = Promise.allSettled([run(files.jobs, options.concurrency ?? 4), run(images.jobs, options.imageJobs ?? 8)]).then((results) => {
+  const fetchAll = Promise.allSettled([run(fileWork, options.concurrency ?? 4), run(imageWork, options.imageJobs ?? 8)]).then((results) => {
     fetching = false
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     for (const wait of waits.values()) if (!wait.settled) wait.reject(failed?.reason ?? new Error('fetch stopped'))
@@ -184,7 +225,7 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
   const onWrite: ProgressListener = (e) => {
     if (!fetching) options.onProgress?.(e)
   }
-  const writing = writeBundleArchive(target, {...entries, blobs}, onWrite).catch((err: unknown) => {
+  const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, opened).catch((err: unknown) => {
     halted ??= {error: err}
     throw err
   })
@@ -192,10 +233,14 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
   // A download's failure is the cause of the writer's, when both failed.
   if (f.status === 'rejected') throw f.reason
   if (w.status === 'rejected') throw w.reason
-  for (const digest of w.value.verified) store.markChecked(digest)
+  const written = w.value
+  for (const digest of written.verified) store.markChecked(digest)
+  if (direct) {
+    await store.packs.add(written.path, written.sha256, layout.blobs.map((b) => ({digest: b.digest, offset: layout.offsets.get(b.digest)!, size: b.size})))
+  }
   // Later builds use these blobs as they are: flushed and sealed now that the bundle is out.
   await store.seal(blobs.map((b) => b.digest))
-  return {written: w.value, fetched}
+  return {written, fetched}
 }
 
 /**

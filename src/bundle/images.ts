@@ -7,6 +7,7 @@ import {ImageSources, type ImageSource} from '../sources/oci/image-source.js'
 import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
+import type {BlobWriter} from '../store/blob-writer.js'
 import {usageError} from '../ui/errors.js'
 import type {BlobFile} from './write.js'
 
@@ -26,6 +27,8 @@ export interface BlobJob {
   size: number
   /** downloads it into the store unless it is there; reports bytes as they arrive; resolves to the bytes downloaded */
   fetch(onData: (bytes: number) => void): Promise<number>
+  /** downloads it into `writer` (its place in the archive), checked against its digest; sources that can */
+  fetchInto?(writer: BlobWriter, onData: (bytes: number) => void): Promise<number>
 }
 
 export interface PlannedImages {
@@ -128,6 +131,11 @@ export async function planImages(lock: LockFile, options: PlanImagesOptions): Pr
 
   const jobs = [...tasks.values()]
     .sort((x, y) => (x.desc.digest < y.desc.digest ? -1 : 1))
-    .map(({desc, source}) => ({digest: desc.digest, size: desc.size, fetch: (onData: (bytes: number) => void) => source.fetchBlob(store, desc, onData)}))
+    .map(({desc, source}) => ({
+      digest: desc.digest,
+      size: desc.size,
+      fetch: (onData: (bytes: number) => void) => source.fetchBlob(store, desc, onData),
+      ...(source.fetchBlobInto ? {fetchInto: (writer: BlobWriter, onData: (bytes: number) => void) => source.fetchBlobInto!(writer, desc, onData)} : {}),
+    }))
   return {blobs: [...blobs.values()], omitted: [...omitted].sort(), jobs}
 }

@@ -11,8 +11,15 @@ import {END_OF_ARCHIVE, entryLength, fileHeader, padding} from './tar-writer.js'
 export interface BlobFile {
   digest: string
   size: number
-  /** where the bytes are on disk (the blob store) */
+  /** where the bytes are on disk (the blob store, or a pack) */
   path: string
+  /** where they start in that file; default 0 */
+  offset?: number
+  /**
+   * the bytes are written into the archive at their place by someone else (a download) before
+   * `ready` settles: the writer only reads them back to hash the archive
+   */
+  inPlace?: boolean
   /** the bytes were hashed against `digest` already (this process, or a sealed store blob): no need to hash them again */
   fresh?: boolean
   /**
@@ -81,6 +88,11 @@ class ArchiveWriter {
   /** bytes handed to the archive so far */
   written = 0
 
+  /** bytes in the slab being filled, not yet handed over */
+  get pending(): number {
+    return this.fill
+  }
+
   constructor(
     private readonly out: FileHandle,
     private readonly onChunk: () => void,
@@ -94,8 +106,8 @@ class ArchiveWriter {
     return slab
   }
 
-  /** Writes and hashes the filled part of the current slab, which `steps` may be reading too. */
-  private dispatch(): void {
+  /** Writes (unless the bytes are in the file already) and hashes the filled part of the current slab, which `steps` may be reading too. */
+  private dispatch(write = true): void {
     const slab = this.slabs[this.turn]
     const view = slab.buffer.subarray(0, this.fill)
     const at = this.written
@@ -104,8 +116,8 @@ class ArchiveWriter {
     this.turn = (this.turn + 1) % SLABS
     const steps = this.steps
     this.steps = []
-    const write = writeFullyAt(this.out, view, at)
-    slab.busy = Promise.all([write, this.hash.update(view), ...steps]).catch((err: unknown) => {
+    const written = write ? writeFullyAt(this.out, view, at) : undefined
+    slab.busy = Promise.all([written, this.hash.update(view), ...steps]).catch((err: unknown) => {
       this.failed ??= err
     })
     this.onChunk()
@@ -123,25 +135,41 @@ class ArchiveWriter {
     }
   }
 
+  /** Hashes a blob's bytes that a download put at their place in the archive, once it is done. */
+  async hashInPlace(blob: BlobFile): Promise<void> {
+    if (blob.ready) await blob.ready
+    if (this.fill > 0) this.dispatch()
+    let done = 0
+    while (done < blob.size) {
+      const slab = await this.current()
+      const {bytesRead} = await this.out.read(slab.buffer, 0, Math.min(SLAB_BYTES, blob.size - done), this.written)
+      if (bytesRead === 0) throw new Error(`the archive ended inside blob ${blob.digest}`)
+      done += bytesRead
+      this.fill = bytesRead
+      this.dispatch(false)
+    }
+  }
+
   async copyFile(blob: BlobFile): Promise<void> {
     if (blob.ready) await blob.ready
     const input = await open(blob.path, 'r')
+    const base = blob.offset ?? 0
     const check = blob.fresh ? undefined : remoteHash()
     try {
       // The store is a cache another process could touch: never write an entry whose length is wrong.
-      const {size} = await input.stat()
+      const size = (await input.stat()).size - base
       let copied = 0
-      while (copied < blob.size && size === blob.size) {
+      while (copied < blob.size && size >= blob.size) {
         const slab = await this.current()
         const start = this.fill
-        const {bytesRead} = await input.read(slab.buffer, start, Math.min(SLAB_BYTES - start, blob.size - copied), copied)
+        const {bytesRead} = await input.read(slab.buffer, start, Math.min(SLAB_BYTES - start, blob.size - copied), base + copied)
         if (bytesRead === 0) break
         copied += bytesRead
         this.fill += bytesRead
         if (check) this.steps.push(check.update(slab.buffer.subarray(start, start + bytesRead)))
         if (this.fill === SLAB_BYTES) this.dispatch()
       }
-      if (size !== blob.size || copied !== blob.size) {
+      if ((base === 0 ? size !== blob.size : size < blob.size) || copied !== blob.size) {
         throw integrityError('STORE_CHANGED', `blob ${blob.digest} in the store is ${size} bytes, expected ${blob.size}; remove it from the store and build again`)
       }
       if (check) {
@@ -181,23 +209,44 @@ class ArchiveWriter {
   }
 }
 
-async function writeEntries(writer: ArchiveWriter, entries: BundleEntries): Promise<void> {
-  const small: Array<[string, Buffer]> = [
+/** The blobs in archive order (by digest, each once) and where each one's bytes start in the archive. */
+export function archiveLayout(entries: BundleEntries): {blobs: BlobFile[]; offsets: Map<string, number>} {
+  let at = 0
+  for (const [name, bytes] of smallEntries(entries)) at += entryLength(name, bytes.length)
+  const blobs: BlobFile[] = []
+  const offsets = new Map<string, number>()
+  for (const blob of [...entries.blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))) {
+    if (offsets.has(blob.digest)) continue
+    const name = ENTRY.blobPrefix + hexOf(blob.digest)
+    offsets.set(blob.digest, at + fileHeader(name, blob.size).length)
+    at += entryLength(name, blob.size)
+    blobs.push(blob)
+  }
+  return {blobs, offsets}
+}
+
+function smallEntries(entries: Omit<BundleEntries, 'blobs'>): Array<[string, Buffer]> {
+  return [
     [ENTRY.manifest, entries.bundleJson],
     [ENTRY.signature, entries.signature],
     [ENTRY.layout, Buffer.from(OCI_LAYOUT_BYTES)],
     [ENTRY.index, entries.indexJson],
   ]
-  for (const [name, bytes] of small) {
+}
+
+async function writeEntries(writer: ArchiveWriter, entries: BundleEntries): Promise<void> {
+  for (const [name, bytes] of smallEntries(entries)) {
     await writer.put(Buffer.concat([fileHeader(name, bytes.length), bytes, padding(bytes.length)]))
   }
-  const blobs = [...entries.blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
-  let previous = ''
+  const {blobs, offsets} = archiveLayout(entries)
   for (const blob of blobs) {
-    if (blob.digest === previous) continue
-    previous = blob.digest
     await writer.put(fileHeader(ENTRY.blobPrefix + hexOf(blob.digest), blob.size))
-    await writer.copyFile(blob)
+    if (blob.inPlace) {
+      if (writer.written + writer.pending !== offsets.get(blob.digest)) throw new Error(`archive layout: ${blob.digest} is not where it was planned`)
+      await writer.hashInPlace(blob)
+    } else {
+      await writer.copyFile(blob)
+    }
     await writer.put(padding(blob.size))
   }
   await writer.put(END_OF_ARCHIVE)
@@ -220,7 +269,7 @@ export async function removeAbandonedPartials(target: string): Promise<void> {
  * folder, hashed while written, fsynced, then renamed. A failed or killed
  * write leaves no file with the final name.
  */
-export async function writeBundleArchive(target: string, entries: BundleEntries, onProgress?: ProgressListener): Promise<WrittenBundle> {
+export async function writeBundleArchive(target: string, entries: BundleEntries, onProgress?: ProgressListener, onOpen?: (archive: FileHandle) => void): Promise<WrittenBundle> {
   const dir = dirname(target)
   await mkdir(dir, {recursive: true})
   const temp = join(dir, `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
@@ -229,7 +278,9 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   let writer: ArchiveWriter | undefined
   let sha256: string
   try {
-    const out = await open(temp, 'wx', 0o644)
+    // Read back too: blobs downloaded into their place are hashed from here.
+    const out = await open(temp, 'wx+', 0o644)
+    onOpen?.(out)
     try {
       writer = new ArchiveWriter(out, () => {
         if (onProgress && writer!.written - lastReport >= 8 << 20) {

@@ -1,4 +1,4 @@
-import type {BlobInfo, BlobStore} from '../store/blob-store.js'
+import {type BlobInfo, type BlobStore, checkBlob} from '../store/blob-store.js'
 import type {AppendOptions, BlobWriter} from '../store/blob-writer.js'
 import {ExitCode, FerryError} from '../ui/errors.js'
 import {RestartSignal, type RetryPolicy, TransientError, withRetries} from './http-retry.js'
@@ -76,6 +76,32 @@ export interface ResumableDownload {
  */
 export async function downloadResumable(store: BlobStore, job: ResumableDownload, attempt: (writer: BlobWriter, from: number) => Promise<void>): Promise<BlobInfo> {
   const writer = await store.claimPartial(job.digest)
+  let committing = false
+  try {
+    await retryInto(writer, job, attempt)
+    committing = true
+    return await store.commit(writer, {digest: job.digest, size: job.size, what: job.what})
+  } catch (err) {
+    if (!committing) {
+      const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
+      await (keep ? store.park(writer, job.digest) : store.discard(writer))
+    }
+    throw err
+  }
+}
+
+/**
+ * The same loop into a writer the caller owns (a region of a bundle archive being assembled):
+ * retries, resumes from the bytes written, then checks digest and size. Nothing is parked: on a
+ * failure the caller throws the whole archive away.
+ */
+export async function downloadInto(writer: BlobWriter, job: ResumableDownload, attempt: (writer: BlobWriter, from: number) => Promise<void>): Promise<BlobInfo> {
+  await retryInto(writer, job, attempt)
+  return checkBlob(await writer.finish(), {digest: job.digest, size: job.size}, job.what)
+}
+
+/** Runs attempts until the writer holds the whole blob; an attempt that got further does not use up a retry. */
+async function retryInto(writer: BlobWriter, job: ResumableDownload, attempt: (writer: BlobWriter, from: number) => Promise<void>): Promise<void> {
   let furthest = writer.size
   const progressed = () => {
     const moved = writer.size > furthest
@@ -87,16 +113,5 @@ export async function downloadResumable(store: BlobStore, job: ResumableDownload
     if (job.size !== undefined && writer.size === job.size) return
     await attempt(writer, writer.size)
   }
-  let committing = false
-  try {
-    await withRetries(job.policy, job.classify, once, progressed)
-    committing = true
-    return await store.commit(writer, {digest: job.digest, size: job.size, what: job.what})
-  } catch (err) {
-    if (!committing) {
-      const keep = !(err instanceof FerryError && (err.exit === ExitCode.integrity || err.exit === ExitCode.io))
-      await (keep ? store.park(writer, job.digest) : store.discard(writer))
-    }
-    throw err
-  }
+  await withRetries(job.policy, job.classify, once, progressed)
 }

@@ -6,6 +6,7 @@ import type {Readable} from 'node:stream'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import {BlobWriter} from './blob-writer.js'
 import {digestHex, toDigest} from './hashing.js'
+import {Packs} from './packs.js'
 
 /** What the caller knows about a blob before it arrives; anything given is checked. */
 export interface BlobExpectation {
@@ -33,6 +34,25 @@ export interface BlobStoreOptions {
 
 /** No write permission for anyone: how a sealed blob (flushed to disk after it was verified) is told apart. */
 const SEALED_MODE = 0o444
+
+/** Compares what arrived with what was expected: SIZE_MISMATCH or DIGEST_MISMATCH (exit 3). */
+export function checkBlob(actual: BlobInfo, expect: BlobExpectation, what: string): BlobInfo {
+  if (expect.size !== undefined && actual.size !== expect.size) {
+    throw integrityError(
+      'SIZE_MISMATCH',
+      `${what}: size mismatch: expected ${expect.size} bytes, got ${actual.size}; the data is truncated or not the expected content`,
+      {expected: expect.size, actual: actual.size},
+    )
+  }
+  if (expect.digest !== undefined && actual.digest !== expect.digest) {
+    throw integrityError(
+      'DIGEST_MISMATCH',
+      `${what}: digest mismatch: expected ${expect.digest}, got ${actual.digest}; the data is corrupt or changed at its source (re-lock if the change is legitimate)`,
+      {expected: expect.digest, actual: actual.digest},
+    )
+  }
+  return actual
+}
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
@@ -62,12 +82,15 @@ export class BlobStore {
   private readonly durable: boolean
   /** blobs this instance hashed as they landed (or found again after hashing them) */
   private readonly checked = new Set<string>()
+  /** bundles kept whole, whose blobs count as stored (see packs.ts) */
+  readonly packs: Packs
 
   constructor(
     readonly root: string,
     options: BlobStoreOptions = {},
   ) {
     this.durable = options.durable ?? false
+    this.packs = new Packs(path.join(root, 'packs'))
   }
 
   /** The store folder: `flag`, else `$FERRY_STORE`, else `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`. */
@@ -94,7 +117,7 @@ export class BlobStore {
   init(): Promise<void> {
     this.ready ??= (async () => {
       try {
-        for (const dir of [this.blobDir, this.tmpDir, this.partialDir]) await mkdir(dir, {recursive: true})
+        for (const dir of [this.blobDir, this.tmpDir, this.partialDir, this.packs.dir]) await mkdir(dir, {recursive: true})
       } catch (err) {
         this.ready = undefined
         throw asLocalIoError(err, `cannot create the blob store at ${this.root}`)
@@ -272,29 +295,27 @@ export class BlobStore {
     return sealed
   }
 
-  /** Removes a blob found damaged, so that the next use fetches it again. */
+  /**
+   * Where the blob's bytes are: its own file, else a pack (a bundle kept whole). `trusted`: they
+   * need not be hashed again where they are used (see `trusted` and packs.ts).
+   */
+  async locate(digest: string): Promise<{path: string; offset: number; size: number; trusted: boolean} | undefined> {
+    const loose = await this.has(digest)
+    if (loose) return {path: this.pathOf(digest), offset: 0, size: loose.size, trusted: loose.sealed || this.checked.has(digest)}
+    const packed = await this.packs.locate(digest)
+    return packed && {path: packed.path, offset: packed.offset, size: packed.size, trusted: packed.intact}
+  }
+
+  /** Removes a blob found damaged, so that the next use fetches it again (a pack holding it goes whole). */
   async evict(digest: string): Promise<void> {
     this.checked.delete(digest)
-    await this.remove(this.pathOf(digest))
+    if (await this.has(digest)) return this.remove(this.pathOf(digest))
+    const packed = await this.packs.locate(digest)
+    if (packed) await this.packs.drop(packed.pack)
   }
 
   private check(actual: BlobInfo, expect: BlobExpectation, writer: BlobWriter | undefined): BlobInfo {
-    const what = expect.what ?? writer?.path ?? 'blob'
-    if (expect.size !== undefined && actual.size !== expect.size) {
-      throw integrityError(
-        'SIZE_MISMATCH',
-        `${what}: size mismatch: expected ${expect.size} bytes, got ${actual.size}; the data is truncated or not the expected content`,
-        {expected: expect.size, actual: actual.size},
-      )
-    }
-    if (expect.digest !== undefined && actual.digest !== expect.digest) {
-      throw integrityError(
-        'DIGEST_MISMATCH',
-        `${what}: digest mismatch: expected ${expect.digest}, got ${actual.digest}; the data is corrupt or changed at its source (re-lock if the change is legitimate)`,
-        {expected: expect.digest, actual: actual.digest},
-      )
-    }
-    return actual
+    return checkBlob(actual, expect, expect.what ?? writer?.path ?? 'blob')
   }
 
   private async tryRename(from: string, to: string): Promise<boolean> {

@@ -67,9 +67,22 @@ export class BlobWriter {
     private readonly handle: FileHandle,
     size: number,
     private readonly durable: boolean,
+    /** where byte 0 goes in the file: non-zero for a region of a bigger file */
+    private readonly base = 0,
+    /** whether this writer opened the file (and closes it) */
+    private readonly owned = true,
   ) {
     this.bytes = size
     this.hashed = size === 0
+  }
+
+  /**
+   * Writes into a region of a file someone else has open (an archive being assembled): byte 0
+   * goes to `base`. `finish` and `close` leave the file open and unsynced, `truncate` only starts
+   * the region over.
+   */
+  static region(handle: FileHandle, base: number, label: string): BlobWriter {
+    return new BlobWriter(label, handle, 0, false, base, false)
   }
 
   /** Bytes in the file so far. */
@@ -105,7 +118,7 @@ export class BlobWriter {
     while (at < this.bytes) {
       const slab = this.slab(turn)
       await slab.busy
-      const {bytesRead} = await this.handle.read(slab.buffer, 0, Math.min(SLAB_BYTES, this.bytes - at), at)
+      const {bytesRead} = await this.handle.read(slab.buffer, 0, Math.min(SLAB_BYTES, this.bytes - at), this.base + at)
       if (bytesRead === 0) throw new Error(`${this.path} changed size while being read (${at} of ${this.bytes} bytes)`)
       at += bytesRead
       slab.busy = this.hash.update(slab.buffer.subarray(0, bytesRead))
@@ -132,7 +145,7 @@ export class BlobWriter {
         const at = written
         written += fill
         fill = 0
-        const write = writeAll(this.handle, view, at).catch((err: unknown) => {
+        const write = writeAll(this.handle, view, this.base + at).catch((err: unknown) => {
           // The file no longer matches the hash: this writer can only be discarded.
           this.broken ??= localWriteError(err, this.path)
           throw this.broken
@@ -185,7 +198,7 @@ export class BlobWriter {
   /** Empties the file to start over (the source restarted from byte 0). */
   async truncate(): Promise<void> {
     if (this.broken) throw this.broken
-    await this.handle.truncate(0)
+    if (this.owned) await this.handle.truncate(0)
     this.hash.drop()
     this.hash = remoteHash()
     this.bytes = 0
@@ -199,7 +212,7 @@ export class BlobWriter {
     const digest = await this.hash.digest()
     try {
       if (this.durable) await this.handle.sync()
-      await this.handle.close()
+      if (this.owned) await this.handle.close()
     } catch (err) {
       throw localWriteError(err, this.path)
     } finally {
@@ -213,7 +226,7 @@ export class BlobWriter {
     await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
     this.hash.drop()
     this.release()
-    await this.handle.close().catch(() => undefined)
+    if (this.owned) await this.handle.close().catch(() => undefined)
   }
 
   private release(): void {

@@ -1,4 +1,5 @@
 import type {BlobStore} from '../../store/blob-store.js'
+import type {BlobWriter} from '../../store/blob-writer.js'
 import type {Descriptor} from './document.js'
 import {openLayoutSource} from './layout-source.js'
 import type {ImageReference} from './reference.js'
@@ -25,6 +26,8 @@ export interface ImageSource {
   document(desc: Descriptor): Promise<FetchedDocument>
   /** a blob (config, layer) into the store, hashed as it streams in; the bytes that crossed the network */
   fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void): Promise<number>
+  /** a blob straight into `writer` (a region of a bundle archive), checked against its digest; sources that can */
+  fetchBlobInto?(writer: BlobWriter, desc: Descriptor, onData?: (bytes: number) => void): Promise<number>
 }
 
 /** Opens image sources, sharing one client (connections, tokens) per registry. */

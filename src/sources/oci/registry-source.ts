@@ -1,8 +1,9 @@
 import {createHash} from 'node:crypto'
 import type {BlobStore} from '../../store/blob-store.js'
+import type {BlobWriter} from '../../store/blob-writer.js'
 import {integrityError} from '../../ui/errors.js'
 import {withRetries} from '../http-retry.js'
-import {alignRange, appendBody, downloadResumable, rangeExhausted} from '../resumable.js'
+import {alignRange, appendBody, downloadInto, downloadResumable, rangeExhausted} from '../resumable.js'
 import type {Descriptor} from './document.js'
 import type {FetchedDocument, ImageSource} from './image-source.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
@@ -87,10 +88,33 @@ class RegistrySource implements ImageSource {
   async fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void): Promise<number> {
     const present = await store.has(desc.digest)
     if (present && present.size === desc.size) return 0
-    const what = `${this.name} blob ${desc.digest}`
     let fetched = 0
-    const job = {digest: desc.digest, size: desc.size, what, policy: this.client.policy, classify: this.client.classify(what)}
-    await downloadResumable(store, job, async (writer, from) => {
+    await downloadResumable(store, this.job(desc), this.attempt(desc, (n) => {
+      fetched += n
+      onData?.(n)
+    }))
+    return fetched
+  }
+
+  /** Downloads a blob into `writer` (a region of a bundle archive), with the same retries and resume, checked against its digest. */
+  async fetchBlobInto(writer: BlobWriter, desc: Descriptor, onData?: (bytes: number) => void): Promise<number> {
+    let fetched = 0
+    await downloadInto(writer, this.job(desc), this.attempt(desc, (n) => {
+      fetched += n
+      onData?.(n)
+    }))
+    return fetched
+  }
+
+  private job(desc: Descriptor) {
+    const what = `${this.name} blob ${desc.digest}`
+    return {digest: desc.digest, size: desc.size, what, policy: this.client.policy, classify: this.client.classify(what)}
+  }
+
+  /** One GET of the blob from `from` on, appended to the writer; the idle timer covers every gap. */
+  private attempt(desc: Descriptor, onData: (bytes: number) => void) {
+    const what = `${this.name} blob ${desc.digest}`
+    return async (writer: BlobWriter, from: number): Promise<void> => {
       const controller = new AbortController()
       const timer = setTimeout(() => controller.abort(), this.client.options.timeoutMs ?? 60_000)
       try {
@@ -107,14 +131,12 @@ class RegistrySource implements ImageSource {
           what,
           onData: (n) => {
             timer.refresh()
-            fetched += n
-            onData?.(n)
+            onData(n)
           },
         })
       } finally {
         clearTimeout(timer)
       }
-    })
-    return fetched
+    }
   }
 }
