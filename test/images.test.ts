@@ -57,6 +57,8 @@ test.after(async () => {
   await rm(ctx.dir, {recursive: true, force: true})
 })
 
+const sha256Of = (file: string) => execFileSync('sha256sum', [file]).toString().split(' ')[0]
+
 const extract = async (name: string) => {
   const dir = join(ctx.dir, name)
   await mkdir(dir, {recursive: true})
@@ -124,6 +126,27 @@ test('a rebuild with a warm store fetches nothing and gives the same bytes', asy
   assert.is(again.json!.result.fetched, 0)
   const first = execFileSync('sha256sum', [ctx.bundle]).toString().split(' ')[0]
   assert.is(again.json!.result.sha256, first)
+})
+
+test('layers go straight into the bundle, which the store keeps as a pack; with the store on another file system they go through it', async () => {
+  const packs = await readdir(join(ctx.store, 'packs'))
+  assert.ok(packs.includes(`${sha256Of(ctx.bundle)}.tar`), 'the bundle is kept as a pack')
+  const loose = new Set(await readdir(join(ctx.store, 'blobs', 'sha256')))
+  const layers = (await readEntries(ctx.bundle)).filter((e) => e.path.startsWith('blobs/sha256/') && e.data.length >= 256 << 10)
+  assert.ok(layers.length > 0)
+  assert.ok(layers.every((e) => !loose.has(e.path.slice('blobs/sha256/'.length))), 'no second copy of the layers in the store')
+  // /dev/shm is tmpfs, the test folder is not: no hard link between them.
+  const other = await mkdtemp('/dev/shm/ferry-images-store-')
+  try {
+    const r = await ferry(['bundle', 'build', ctx.lock, '--key', ctx.priv, '--out', join(ctx.dir, 'out-other'), '--store', other, '--json'])
+    assert.is(r.code, 0, r.stderr)
+    assert.is(r.json!.result.sha256, sha256Of(ctx.bundle))
+    const stored = new Set(await readdir(join(other, 'blobs', 'sha256')))
+    assert.ok(layers.every((e) => stored.has(e.path.slice('blobs/sha256/'.length))), 'every layer is in the store')
+    assert.equal(await readdir(join(other, 'packs')), [])
+  } finally {
+    await rm(other, {recursive: true, force: true})
+  }
 })
 
 test('inspect lists the images with digest, platforms and size', async () => {

@@ -122,8 +122,8 @@ function pending(): Pending {
   return p
 }
 
-/** Image blobs at least this large go straight into the archive when they can (see fetchAndWrite). */
-const DIRECT_MIN = 1 << 20
+/** Image blobs at least this large go straight into the archive when they can (see fetchAndWrite); configs stay loose. */
+const DIRECT_MIN = 256 << 10
 
 /** True when `a` and `b` are on one file system: a file written in one can be hard-linked into the other. */
 async function sameFileSystem(a: string, b: string): Promise<boolean> {

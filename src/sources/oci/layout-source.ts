@@ -2,7 +2,8 @@ import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import {createHash} from 'node:crypto'
 import {join} from 'node:path'
-import type {BlobStore} from '../../store/blob-store.js'
+import {type BlobStore, checkBlob} from '../../store/blob-store.js'
+import type {BlobWriter} from '../../store/blob-writer.js'
 import {integrityError, usageError} from '../../ui/errors.js'
 import {parseImageDocument, type Descriptor} from './document.js'
 import type {FetchedDocument, ImageSource} from './image-source.js'
@@ -65,6 +66,12 @@ const blobPath = (digest: string) => `blobs/sha256/${digest.slice('sha256:'.leng
 export async function openLayoutSource(ref: LayoutReference): Promise<ImageSource> {
   const files = ref.transport === 'oci' ? await folderFiles(ref.path) : await archiveFiles(ref.path)
   const name = formatSource(ref)
+  async function* counted(desc: Descriptor, onData?: (bytes: number) => void): AsyncGenerator<Buffer> {
+    for await (const chunk of files.stream(blobPath(desc.digest)) as AsyncIterable<Buffer>) {
+      onData?.(chunk.length)
+      yield chunk
+    }
+  }
   const readDoc = async (desc: Descriptor): Promise<FetchedDocument> => {
     const bytes = await files.read(blobPath(desc.digest), MAX_JSON)
     const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
@@ -90,14 +97,13 @@ export async function openLayoutSource(ref: LayoutReference): Promise<ImageSourc
     async fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void) {
       const present = await store.has(desc.digest)
       if (present && present.size === desc.size) return 0
-      const source = files.stream(blobPath(desc.digest)) as AsyncIterable<Buffer>
-      async function* counted() {
-        for await (const chunk of source) {
-          onData?.(chunk.length)
-          yield chunk
-        }
-      }
-      await store.ingest(counted(), {digest: desc.digest, size: desc.size, what: `${name} blob ${desc.digest}`})
+      await store.ingest(counted(desc, onData), {digest: desc.digest, size: desc.size, what: `${name} blob ${desc.digest}`})
+      return 0
+    },
+    async fetchBlobInto(writer: BlobWriter, desc: Descriptor, onData?: (bytes: number) => void) {
+      const what = `${name} blob ${desc.digest}`
+      await writer.append(counted(desc, onData), {maxSize: desc.size, what})
+      checkBlob(await writer.finish(), {digest: desc.digest, size: desc.size}, what)
       return 0
     },
   }
