@@ -2,6 +2,7 @@
 // `ferry manifest lock` + `bundle build` through the binary, then skopeo, umoci and a real containerd
 // reading the extracted bundle under the images' original names.
 import {execFileSync} from 'node:child_process'
+import {statSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -126,11 +127,26 @@ test('a rebuild with a warm store fetches nothing and gives the same bytes', asy
   assert.is(again.json!.result.fetched, 0)
   const first = execFileSync('sha256sum', [ctx.bundle]).toString().split(' ')[0]
   assert.is(again.json!.result.sha256, first)
+  // The same lock and signer: the store's pack is this very bundle, linked rather than written.
+  assert.is(again.json!.result.reused, true)
+  assert.is(sha256Of(again.json!.result.path), first)
+  // Another signer changes the head: every blob is copied from the pack, nothing fetched.
+  const other = await writeKeyPair(join(ctx.dir, 'keys2'), 'other', await generateKeyPair({name: 'other', date: new Date(Date.now() - 60_000)}))
+  const resigned = await ferry(['bundle', 'build', ctx.lock, '--key', other.private, '--out', join(ctx.dir, 'out3'), '--store', ctx.store, '--json'])
+  assert.is(resigned.code, 0, resigned.stderr)
+  assert.is(resigned.json!.result.fetched, 0)
+  assert.is(resigned.json!.result.reused, false)
+  assert.is(sha256Of(resigned.json!.result.path), resigned.json!.result.sha256)
+  const verified = await ferry(['bundle', 'verify', resigned.json!.result.path, '--key', other.public, '--json'])
+  assert.is(verified.code, 0, verified.stdout)
+  // The new bundle holds every blob of the old one: its pack supersedes the old pack.
+  assert.equal((await readdir(join(ctx.store, 'packs'))).filter((n) => n.endsWith('.tar')), [`${resigned.json!.result.sha256}.tar`])
 })
 
 test('layers go straight into the bundle, which the store keeps as a pack; with the store on another file system they go through it', async () => {
-  const packs = await readdir(join(ctx.store, 'packs'))
-  assert.ok(packs.includes(`${sha256Of(ctx.bundle)}.tar`), 'the bundle is kept as a pack')
+  const packs = (await readdir(join(ctx.store, 'packs'))).filter((n) => n.endsWith('.tar'))
+  assert.is(packs.length, 1, 'the bundle is kept as a pack')
+  assert.is(statSync(join(ctx.store, 'packs', packs[0])).nlink, 2, 'a hard link, not a copy')
   const loose = new Set(await readdir(join(ctx.store, 'blobs', 'sha256')))
   const layers = (await readEntries(ctx.bundle)).filter((e) => e.path.startsWith('blobs/sha256/') && e.data.length >= 256 << 10)
   assert.ok(layers.length > 0)

@@ -1,5 +1,5 @@
-import {createHash} from 'node:crypto'
-import {type FileHandle, mkdir, stat} from 'node:fs/promises'
+import {createHash, randomBytes} from 'node:crypto'
+import {type FileHandle, link, mkdir, rename, rm, stat} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
@@ -8,7 +8,8 @@ import {acquirePidLock} from '../store/pid-lock.js'
 import {fetchToStore} from '../sources/http.js'
 import {mapPool} from '../sources/pool.js'
 import {armorSignatures, type Signer} from '../trust/sign.js'
-import {FerryError, trustError} from '../ui/errors.js'
+import {syncDir} from '../store/atomic-file.js'
+import {asLocalIoError, FerryError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
 import {type BlobJob, imageIndexEntries, planImages, type PlannedImages} from './images.js'
@@ -47,6 +48,8 @@ export interface BuildResult extends WrittenBundle {
   manifest: BundleManifest
   /** bytes downloaded in this build (0 when everything was in the store) */
   fetched: number
+  /** the store kept this very bundle from an earlier build of the same lock: it was linked, not written */
+  reused?: boolean
 }
 
 const sha = (bytes: Buffer | string) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
@@ -131,6 +134,29 @@ async function sameFileSystem(a: string, b: string): Promise<boolean> {
   return x.dev === y.dev
 }
 
+/** sha256 over the entries that come before the blobs: with the blob list, they fix every byte of the archive. */
+function headDigest(entries: Omit<BundleEntries, 'blobs'>): string {
+  const hash = createHash('sha256')
+  for (const bytes of [entries.bundleJson, entries.signature, entries.indexJson]) hash.update(`${bytes.length}\n`).update(bytes)
+  return hash.digest('hex')
+}
+
+/** Gives an archive the store keeps a second name, `target`, atomically (a hard link, then a rename). */
+async function linkArchive(from: string, target: string, sha256: string, size: number): Promise<WrittenBundle> {
+  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
+  try {
+    await link(from, temp)
+    await rename(temp, target)
+    // (a rename onto another name of the same file does nothing: the temp name would stay)
+    await rm(temp, {force: true})
+    await syncDir(dirname(target))
+  } catch (err) {
+    await rm(temp, {force: true})
+    throw asLocalIoError(err, `writing ${target}`)
+  }
+  return {path: target, sha256, size, verified: []}
+}
+
 /**
  * Fetches what the store lacks and writes the archive at the same time: the writer goes through
  * the blobs in archive order and takes each one as soon as it is there, while later ones are
@@ -140,7 +166,7 @@ async function sameFileSystem(a: string, b: string): Promise<boolean> {
  * packs.ts): that is how those layers enter the store. Everything else goes through the store.
  * The first failure on either side stops both; nothing is left behind.
  */
-async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number}> {
+async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number; reused?: boolean}> {
   const store = options.store
   const direct = await sameFileSystem(store.root, dirname(target))
   const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
@@ -172,6 +198,12 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
     }
   }
   const layout = archiveLayout({...entries, blobs})
+  const head = headDigest(entries)
+  if (direct) {
+    // The store keeps this very bundle already (the same lock built before): its bytes are these.
+    const same = await store.packs.whole(head, layout.blobs)
+    if (same) return {written: await linkArchive(same.path, target, same.id, same.size), fetched: 0, reused: true}
+  }
   let opened: (archive: FileHandle) => void = () => undefined
   const archive = new Promise<FileHandle>((resolve) => (opened = resolve))
 
@@ -236,7 +268,7 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
   const written = w.value
   for (const digest of written.verified) store.markChecked(digest)
   if (direct) {
-    await store.packs.add(written.path, written.sha256, layout.blobs.map((b) => ({digest: b.digest, offset: layout.offsets.get(b.digest)!, size: b.size})))
+    await store.packs.add(written.path, written.sha256, head, layout.blobs.map((b) => ({digest: b.digest, offset: layout.offsets.get(b.digest)!, size: b.size})))
   }
   // Later builds use these blobs as they are: flushed and sealed now that the bundle is out.
   await store.seal(blobs.map((b) => b.digest))
@@ -306,8 +338,8 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     for (const signer of options.signers) parts.push(await signer.sign(bundleJson, signedAt))
     const entries = {bundleJson, signature: Buffer.from(armorSignatures(parts)), indexJson}
     try {
-      const {written, fetched} = await fetchAndWrite(target, entries, first.files, first.images, options)
-      return {...written, manifest, fetched}
+      const {written, fetched, reused} = await fetchAndWrite(target, entries, first.files, first.images, options)
+      return {...written, manifest, fetched, ...(reused ? {reused} : {})}
     } catch (err) {
       // A cached blob damaged on disk (a power cut before it was sealed): drop it, fetch it again, write once more.
       const damaged = err instanceof FerryError && err.code === 'STORE_CORRUPT' ? (err.data?.digests as string[] | undefined) : undefined

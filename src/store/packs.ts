@@ -17,6 +17,8 @@ import {writeFileAtomic} from './atomic-file.js'
 
 interface PackIndexFile {
   schema: 1
+  /** sha256 over the archive's first entries (bundle.json, its signature, index.json): with the blobs, what makes its bytes */
+  head: string
   size: number
   ino: number
   mtimeMs: number
@@ -66,7 +68,7 @@ export class Packs {
       if (!m) continue
       try {
         const index = JSON.parse(await readFile(this.indexFile(m[1]), 'utf8')) as PackIndexFile
-        if (index.schema !== 1 || typeof index.blobs !== 'object') continue
+        if (index.schema !== 1 || typeof index.blobs !== 'object' || typeof index.head !== 'string') continue
         const info = await stat(this.archive(m[1]))
         const intact = info.size === index.size && info.ino === index.ino && info.mtimeMs === index.mtimeMs
         packs.push({id: m[1], index, intact, mtimeMs: info.mtimeMs})
@@ -91,10 +93,24 @@ export class Packs {
   }
 
   /**
+   * An intact pack whose bytes are exactly those of the bundle a build is about to write: same
+   * head entries, same blobs (the archive's layout follows from them). Linking it is that build.
+   */
+  async whole(head: string, blobs: Array<{digest: string; size: number}>): Promise<{path: string; id: string; size: number} | undefined> {
+    for (const p of await this.packs()) {
+      if (!p.intact || p.index.head !== head) continue
+      const indexed = Object.entries(p.index.blobs)
+      if (indexed.length !== blobs.length) continue
+      if (blobs.every((b) => p.index.blobs[b.digest]?.[1] === b.size)) return {path: this.archive(p.id), id: p.id, size: p.index.size}
+    }
+    return undefined
+  }
+
+  /**
    * Keeps `archive` (a finished, flushed bundle) as a pack holding `blobs`. False when it cannot
    * be linked from here (another file system); then nothing changes.
    */
-  async add(archive: string, id: string, blobs: Array<{digest: string; offset: number; size: number}>): Promise<boolean> {
+  async add(archive: string, id: string, head: string, blobs: Array<{digest: string; offset: number; size: number}>): Promise<boolean> {
     const target = this.archive(id)
     await unlink(target).catch(() => undefined)
     try {
@@ -104,7 +120,7 @@ export class Packs {
       throw err
     }
     const info = await stat(target)
-    const index: PackIndexFile = {schema: 1, size: info.size, ino: info.ino, mtimeMs: info.mtimeMs, blobs: Object.fromEntries(blobs.map((b) => [b.digest, [b.offset, b.size]]))}
+    const index: PackIndexFile = {schema: 1, head, size: info.size, ino: info.ino, mtimeMs: info.mtimeMs, blobs: Object.fromEntries(blobs.map((b) => [b.digest, [b.offset, b.size]]))}
     await writeFileAtomic(this.indexFile(id), JSON.stringify(index) + '\n')
     for (const other of await this.packs()) {
       if (other.id === id) continue

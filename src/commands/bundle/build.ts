@@ -57,6 +57,7 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
     const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: Math.max(8, flags.jobs), onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
     this.say(`built ${built.path}`)
     this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}`)
+    if (built.reused) this.say('  unchanged since an earlier build of this lock: linked from the store, not written again')
     if (since) this.say(`  delta from ${since.name} ${since.version}: ${built.manifest.omitted?.length ?? 0} blob(s) left out (the base has them)`)
     this.say(`  signed by ${signers.map((s) => s.fingerprint).join(', ')}; expires ${built.manifest.expires}`)
     if (rotation) this.say(`  rotates devices to ${rotation.keys.length} key(s), threshold ${rotation.threshold}, at commit`)
@@ -68,6 +69,7 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
       version: built.manifest.version,
       artifacts: built.manifest.artifacts.length,
       fetched: built.fetched,
+      reused: built.reused ?? false,
       signers: signers.map((s) => s.fingerprint),
       ...(built.manifest.base ? {base: built.manifest.base, omitted: built.manifest.omitted ?? []} : {}),
     }
