@@ -79,7 +79,7 @@ class ArchiveWriter {
   private turn = 0
   private fill = 0
   private failed?: unknown
-  private readonly hash: RemoteHash = remoteHash()
+  private readonly hash: RemoteHash = remoteHash({long: true})
   private readonly checks: Array<Promise<string | undefined>> = []
   /** blobs hashed on their way in that matched their digest */
   readonly verified: string[] = []

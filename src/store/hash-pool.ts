@@ -90,8 +90,12 @@ export class RemoteHash {
   private done = false
   size = 0
 
-  constructor(private readonly thread: HashThread) {
-    thread.open++
+  constructor(
+    private readonly thread: HashThread,
+    /** how much of a thread this hash is expected to take (see `remoteHash`) */
+    private readonly weight = 1,
+  ) {
+    thread.open += weight
   }
 
   /** Hashes `view` (backed by a SharedArrayBuffer); resolves once the worker has read it. */
@@ -118,7 +122,7 @@ export class RemoteHash {
   private finish(): void {
     if (this.done) return
     this.done = true
-    this.thread.open--
+    this.thread.open -= this.weight
   }
 }
 
@@ -126,19 +130,23 @@ export class RemoteHash {
 class HashPool {
   private threads?: HashThread[]
 
-  hasher(): RemoteHash {
+  hasher(weight: number): RemoteHash {
     this.threads ??= Array.from({length: Math.min(4, Math.max(2, availableParallelism()))}, () => new HashThread())
     let best = this.threads[0]
     for (const t of this.threads) if (t.open < best.open) best = t
-    return new RemoteHash(best)
+    return new RemoteHash(best, weight)
   }
 }
 
 const pool = new HashPool()
 
-/** A new sha256 on the least busy worker thread. */
-export function remoteHash(): RemoteHash {
-  return pool.hasher()
+/**
+ * A new sha256 on the least busy worker thread. `long`: a hash everything else waits for (a whole
+ * archive, hashed in order while blobs are hashed as they arrive): it counts as a thread's full
+ * load, so the other hashes go to other threads and never queue in front of it.
+ */
+export function remoteHash(options: {long?: boolean} = {}): RemoteHash {
+  return pool.hasher(options.long ? 64 : 1)
 }
 
 /** Reused SharedArrayBuffer-backed buffers, so that steady copying makes no garbage. */
