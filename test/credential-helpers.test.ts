@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import {findCredentials} from '../src/sources/oci/credentials.js'
 import {FerryError} from '../src/ui/errors.js'
 import {ferry} from './helpers/cli.js'
-import {makeImages, skopeo, startRegistry, type Registry} from './helpers/registry.js'
+import {makeImages, skopeo, startProxy, startRegistry, type Proxy, type Registry} from './helpers/registry.js'
 
 /** What the helper holds, per server address: credentials, or a failure to report. */
 type HelperStore = Record<string, {user: string; secret: string} | {fail: string}>
@@ -124,6 +124,13 @@ cli('a helper named but not installed: exit 2 naming docker-credential-NAME and 
   assert.match(r.json!.error!.message, /not on PATH/)
 })
 
+cli('an identity token for a registry that asks for a password: exit 5 saying so', async () => {
+  const r = await lock({auths: {[ctx.secure.host]: {identitytoken: 'refresh'}}})
+  assert.is(r.code, 5, r.stdout)
+  assert.is(r.json!.error!.code, 'AUTH_REQUIRED')
+  assert.match(r.json!.error!.message, /identity token/)
+})
+
 cli('a helper that holds nothing for the registry means anonymous: exit 5, credentials required', async () => {
   await setStore({})
   const r = await lock({credHelpers: {[ctx.secure.host]: 'ferrytest'}})
@@ -211,14 +218,13 @@ order('a helper that fails otherwise: exit 5 with what it said', async () => {
   assert.match(e.message, /docker-credential-ferrytest failed: gpg: decryption failed: No secret key/)
 })
 
-order('an identity token (user <token>, or an inline identitytoken) is refused as not supported yet', async () => {
-  await setStore({'seven.test': {user: '<token>', secret: 'refresh'}})
+order('an identity token (user <token> from a helper, or an inline identitytoken) is read as one', async () => {
+  await setStore({'seven.test': {user: '<token>', secret: 'refresh-7'}})
   const helper = await authFile({credHelpers: {'seven.test': 'ferrytest'}})
-  const e = await failure(findCredentials('seven.test', 'app', [helper]))
-  assert.is(e.exit, 2)
-  assert.is(e.code, 'IDENTITY_TOKEN_UNSUPPORTED')
-  const inline = await authFile({auths: {'eight.test': {auth: Buffer.from('00000000-0000-0000-0000-000000000000:').toString('base64'), identitytoken: 'refresh'}}})
-  assert.is((await failure(findCredentials('eight.test', 'app', [inline]))).code, 'IDENTITY_TOKEN_UNSUPPORTED')
+  const fromHelper = await findCredentials('seven.test', 'app', [helper])
+  assert.is(fromHelper?.identityToken, 'refresh-7')
+  const inline = await authFile({auths: {'eight.test': {auth: Buffer.from('00000000-0000-0000-0000-000000000000:').toString('base64'), identitytoken: 'refresh-8'}}})
+  assert.is((await findCredentials('eight.test', 'app', [inline]))?.identityToken, 'refresh-8')
 })
 
 order('a credHelpers value that is not a name is a usage error naming the file', async () => {
@@ -230,3 +236,61 @@ order('a credHelpers value that is not a name is a usage error naming the file',
 })
 
 order.run()
+
+// ---------------------------------------------------------------------------------------------
+// Identity tokens: traded at an OAuth2 token service (refresh-token grant), as ACR and Hub do.
+
+const oauth = suite('credential-helpers: identity tokens at an OAuth2 token service')
+const octx = {} as {dir: string; registry: Registry; proxy: Proxy}
+
+oauth.before(async () => {
+  octx.dir = await mkdtemp(join(tmpdir(), 'ferry-oauth-'))
+  ctx.bin = join(octx.dir, 'bin')
+  await installHelper(ctx.bin)
+  ctx.path = `${ctx.bin}${delimiter}${process.env.PATH ?? ''}`
+  makeImages(join(octx.dir, 'layout'), 1, 1, 0.2, 0.1)
+  octx.registry = await startRegistry(join(octx.dir, 'registry'))
+  await skopeo(['copy', '-q', '--dest-tls-verify=false', `oci:${join(octx.dir, 'layout')}:img0`, `docker://${octx.registry.host}/apps/img0:v1`])
+  octx.proxy = await startProxy(octx.registry.host, {bearer: {user: 'ci', password: 'pw', refreshToken: 'rt-good'}})
+})
+
+oauth.after(async () => {
+  await octx.proxy?.close()
+  await octx.registry?.stop()
+  await rm(octx.dir, {recursive: true, force: true})
+})
+
+async function lockVia(auth: unknown) {
+  const n = ++ctx.n
+  const manifest = join(octx.dir, `m${n}.yaml`)
+  await writeFile(manifest, `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: o${n}, version: 1.0.0}\nspec:\n  images: [${octx.proxy.host}/apps/img0:v1]\n`)
+  const file = join(octx.dir, `auth${n}.json`)
+  await writeFile(file, JSON.stringify(auth))
+  octx.proxy.seen.length = 0
+  return ferry(['manifest', 'lock', manifest, '--out', join(octx.dir, `m${n}.lock.json`), '--json'], {
+    env: {PATH: ctx.path, HOME: octx.dir, REGISTRY_AUTH_FILE: file, XDG_RUNTIME_DIR: undefined, DOCKER_CONFIG: undefined},
+  })
+}
+
+oauth('an inline identitytoken is traded for an access token with a refresh-token grant', async () => {
+  const r = await lockVia({auths: {[octx.proxy.host]: {auth: Buffer.from('00000000-0000-0000-0000-000000000000:').toString('base64'), identitytoken: 'rt-good'}}})
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.ok(octx.proxy.seen.includes('POST /token'), octx.proxy.seen.join('\n'))
+  assert.not.ok(octx.proxy.seen.some((l) => l.startsWith('GET /token')), 'no basic-auth token request')
+})
+
+oauth('a helper answering user <token> works the same way', async () => {
+  await setStore({[octx.proxy.host]: {user: '<token>', secret: 'rt-good'}})
+  const r = await lockVia({credHelpers: {[octx.proxy.host]: 'ferrytest'}})
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.ok(octx.proxy.seen.includes('POST /token'))
+})
+
+oauth('a refused identity token: exit 5 naming it and the token service reason', async () => {
+  const r = await lockVia({auths: {[octx.proxy.host]: {identitytoken: 'rt-expired'}}})
+  assert.is(r.code, 5, r.stdout)
+  assert.is(r.json!.error!.code, 'AUTH_FAILED')
+  assert.match(r.json!.error!.message, /identity token from .*auth\d+\.json.*invalid refresh token/)
+})
+
+oauth.run()

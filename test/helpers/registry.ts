@@ -119,8 +119,11 @@ export interface ProxyHooks {
   dropAfter?: {digest: string; bytes: number}
   /** answer this manifest path (e.g. /v2/old/app/manifests/v1) with a schema-1 document */
   schema1Path?: string
-  /** demand Bearer tokens from /token, which takes these basic-auth credentials */
-  bearer?: {user: string; password: string}
+  /**
+   * demand Bearer tokens from /token, which takes these basic-auth credentials (GET), or this
+   * refresh token in an OAuth2 refresh-token grant (POST, form-encoded)
+   */
+  bearer?: {user: string; password: string; refreshToken?: string}
 }
 
 export interface Proxy {
@@ -142,6 +145,21 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
     seen.push(`${req.method} ${path}`)
     const host = `127.0.0.1:${(server.address() as {port: number}).port}`
     if (hooks.bearer) {
+      if (path.startsWith('/token') && req.method === 'POST') {
+        let form = ''
+        req.on('data', (d: Buffer) => (form += d))
+        req.on('end', () => {
+          const grant = new URLSearchParams(form)
+          if (grant.get('grant_type') !== 'refresh_token' || !hooks.bearer!.refreshToken || grant.get('refresh_token') !== hooks.bearer!.refreshToken) {
+            res.writeHead(401, {'content-type': 'application/json'}).end(JSON.stringify({details: 'invalid refresh token'}))
+            return
+          }
+          const token = `t${++state.tokens}`
+          issued.add(token)
+          res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({access_token: token, expires_in: 300}))
+        })
+        return
+      }
       if (path.startsWith('/token')) {
         const want = `Basic ${Buffer.from(`${hooks.bearer.user}:${hooks.bearer.password}`).toString('base64')}`
         if (req.headers.authorization !== want) {

@@ -41,6 +41,21 @@ export async function registryReason(res: {status: number; statusText: string; t
 
 export const basicHeader = (c: Credentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`
 
+/** Who a request was made as, for messages. */
+export function whoIs(creds: Credentials | undefined): string {
+  if (!creds) return 'anonymous access'
+  return creds.identityToken ? `the identity token from ${creds.from}` : `user ${creds.username} (from ${creds.from})`
+}
+
+/** A token service's answer: distribution's `token`, or OAuth2's `access_token`. */
+interface TokenAnswer {
+  token?: string
+  access_token?: string
+  expires_in?: number
+}
+
+type Send = (url: string, init: {method: 'GET' | 'POST'; headers: Record<string, string>; body?: string}) => Promise<Response>
+
 /**
  * Bearer tokens, fetched from the challenge's realm once per scope set and reused until
  * they expire (a token answer says how long it lasts, 60 s when it does not).
@@ -48,10 +63,10 @@ export const basicHeader = (c: Credentials) => `Basic ${Buffer.from(`${c.usernam
 export class TokenCache {
   private readonly tokens = new Map<string, Promise<{token: string; until: number}>>()
 
-  constructor(private readonly get: (url: string, headers: Record<string, string>) => Promise<Response>) {}
+  constructor(private readonly send: Send) {}
 
   async token(challenge: Extract<Challenge, {scheme: 'bearer'}>, scopes: string[], creds: Credentials | undefined, registry: string): Promise<string> {
-    const key = `${challenge.realm}|${challenge.service ?? ''}|${[...scopes].sort().join(' ')}|${creds?.username ?? ''}`
+    const key = `${challenge.realm}|${challenge.service ?? ''}|${[...scopes].sort().join(' ')}|${creds?.username ?? ''}|${creds?.identityToken ?? ''}`
     const cached = this.tokens.get(key)
     if (cached) {
       const got = await cached.catch(() => undefined)
@@ -63,16 +78,29 @@ export class TokenCache {
     return (await pending).token
   }
 
+  /**
+   * Asks the realm for a token: a GET with basic auth (or none) as distribution's token
+   * protocol has it, or, for an identity token, an OAuth2 refresh-token grant (a form POST) as
+   * docker sends it to Azure Container Registry, Docker Hub and other OAuth2 token services.
+   */
   private async fetchToken(challenge: Extract<Challenge, {scheme: 'bearer'}>, scopes: string[], creds: Credentials | undefined, registry: string) {
-    const url = new URL(challenge.realm)
-    if (challenge.service) url.searchParams.set('service', challenge.service)
-    for (const s of scopes) url.searchParams.append('scope', s)
-    const res = await this.get(url.toString(), creds ? {Authorization: basicHeader(creds)} : {})
+    let res: Response
+    if (creds?.identityToken) {
+      const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'ferry'})
+      if (challenge.service) form.set('service', challenge.service)
+      if (scopes.length) form.set('scope', scopes.join(' '))
+      res = await this.send(challenge.realm, {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: form.toString()})
+    } else {
+      const url = new URL(challenge.realm)
+      if (challenge.service) url.searchParams.set('service', challenge.service)
+      for (const s of scopes) url.searchParams.append('scope', s)
+      res = await this.send(url.toString(), {method: 'GET', headers: creds ? {Authorization: basicHeader(creds)} : {}})
+    }
     if (!res.ok) {
       const reason = await registryReason(res)
-      throw upstreamError('AUTH_FAILED', `${registry}: the token service refused ${creds ? `user ${creds.username} (from ${creds.from})` : 'anonymous access'}: ${reason}; check the credentials (docker/podman/skopeo login, or REGISTRY_AUTH_FILE)`)
+      throw upstreamError('AUTH_FAILED', `${registry}: the token service refused ${whoIs(creds)}: ${reason}; check the credentials (docker/podman/skopeo login, or REGISTRY_AUTH_FILE)`)
     }
-    const body = (await res.json()) as {token?: string; access_token?: string; expires_in?: number}
+    const body = (await res.json()) as TokenAnswer
     const token = body.token ?? body.access_token
     if (!token) throw upstreamError('AUTH_FAILED', `${registry}: the token service at ${challenge.realm} answered without a token`)
     // Renew a little early so a token never expires mid-request.

@@ -9,6 +9,11 @@ import {DOCKER_HUB} from './reference.js'
 export interface Credentials {
   username: string
   password: string
+  /**
+   * an identity token (OAuth2 refresh token, as `az acr login` or Docker Desktop store): traded
+   * for access tokens at the registry's token service instead of a user name and password
+   */
+  identityToken?: string
   /** where they came from (an auth file, or a helper and the file naming it), for messages */
   from: string
 }
@@ -78,16 +83,8 @@ async function readAuthFile(file: string): Promise<AuthFile | undefined> {
   return parsed.data
 }
 
-/** Refuses an identity token: it needs an OAuth2 refresh grant, which Ferry does not send yet. */
-function refuseIdentityToken(registry: string, from: string): never {
-  throw usageError(
-    'IDENTITY_TOKEN_UNSUPPORTED',
-    `the credentials for ${registry} (from ${from}) are an identity token, which Ferry does not support yet; log in with a user name and a password or access token instead`,
-  )
-}
-
-function decode(entry: z.infer<typeof AuthEntry>, file: string, key: string, registry: string): Found | undefined {
-  if (entry.identitytoken) refuseIdentityToken(registry, file)
+function decode(entry: z.infer<typeof AuthEntry>, file: string, key: string): Found | undefined {
+  if (entry.identitytoken) return {username: entry.username ?? IDENTITY_TOKEN_USER, password: '', identityToken: entry.identitytoken}
   if (entry.username && entry.password !== undefined) return {username: entry.username, password: entry.password}
   if (!entry.auth) return undefined
   const text = Buffer.from(entry.auth, 'base64').toString('utf8')
@@ -102,7 +99,7 @@ function inlineCredentials(config: AuthFile, file: string, host: string, target:
   for (const [key, entry] of Object.entries(config.auths ?? {})) {
     const k = normaliseKey(key)
     if (target !== k && !target.startsWith(`${k}/`)) continue
-    const creds = decode(entry ?? {}, file, key, host)
+    const creds = decode(entry ?? {}, file, key)
     if (creds && (!best || k.length > best.len)) best = {len: k.length, creds}
   }
   return best?.creds
@@ -118,7 +115,8 @@ async function fromHelper(name: string, host: string, origin: HelperOrigin): Pro
   const creds = await helperCredentials(name, host, origin)
   if (!creds) return undefined
   const from = `${helperProgram(name)}, named in ${origin.file}`
-  if (creds.username === IDENTITY_TOKEN_USER) refuseIdentityToken(host, from)
+  // docker's helpers hand an identity token back under the user name "<token>"
+  if (creds.username === IDENTITY_TOKEN_USER) return {username: creds.username, password: '', identityToken: creds.password, from}
   return {...creds, from}
 }
 

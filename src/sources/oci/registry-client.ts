@@ -6,7 +6,7 @@ import fetch, {type RequestInit, type Response} from 'node-fetch'
 import {type BodyResponse, getBody} from '../body-stream.js'
 import {FerryError, upstreamError, usageError} from '../../ui/errors.js'
 import {classifyNetworkError, statusError, withRetries} from '../http-retry.js'
-import {basicHeader, parseChallenge, registryReason, TokenCache, type Challenge} from './auth.js'
+import {basicHeader, parseChallenge, registryReason, TokenCache, whoIs, type Challenge} from './auth.js'
 import {findCredentials, type Credentials} from './credentials.js'
 import {DOCKER_HUB} from './reference.js'
 
@@ -86,7 +86,7 @@ export class RegistryClient {
     const maxSockets = options.maxSockets ?? 16
     this.httpsAgent = new https.Agent({keepAlive: true, maxSockets, ca, rejectUnauthorized: !this.insecure})
     this.httpAgent = new http.Agent({keepAlive: true, maxSockets})
-    this.tokens = new TokenCache((url, headers) => this.raw(url, {headers}))
+    this.tokens = new TokenCache((url, init) => this.raw(url, init))
   }
 
   /** Where the registry's API lives: Docker Hub's API host differs from its name. */
@@ -157,6 +157,9 @@ export class RegistryClient {
     if (!c) return undefined
     const creds = await this.credentials(repository)
     if (c.scheme === 'basic') {
+      if (creds?.identityToken) {
+        throw upstreamError('AUTH_REQUIRED', `${this.registry} asks for a user name and password, but the credentials for it (from ${creds.from}) are an identity token, which only a token service takes; log in with a password or access token`)
+      }
       if (!creds) {
         throw upstreamError('AUTH_REQUIRED', `${this.registry} requires credentials for ${repository}: log in with docker, podman or skopeo login, or set REGISTRY_AUTH_FILE`)
       }
@@ -209,8 +212,7 @@ export class RegistryClient {
     }
     if (res.status === 401 || res.status === 403) {
       const creds = await this.credentials(repository)
-      const who = creds ? `user ${creds.username} (from ${creds.from})` : 'anonymous access'
-      throw new FerryError('upstream', 'AUTH_FAILED', `${this.registry}/${repository}: the registry refused ${who}: ${await registryReason(res)}; check the credentials (docker/podman/skopeo login, or REGISTRY_AUTH_FILE)`)
+      throw new FerryError('upstream', 'AUTH_FAILED', `${this.registry}/${repository}: the registry refused ${whoIs(creds)}: ${await registryReason(res)}; check the credentials (docker/podman/skopeo login, or REGISTRY_AUTH_FILE)`)
     }
     return res
   }
