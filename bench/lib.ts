@@ -4,7 +4,8 @@ import {readFile} from 'node:fs/promises'
 import {fileURLToPath} from 'node:url'
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url))
-export const FERRY = [process.execPath, fileURLToPath(new URL('../bin/run.js', import.meta.url))]
+/** The CLI as a user runs it: the executable itself, so the node flags of its launcher line apply. */
+export const FERRY = [fileURLToPath(new URL('../bin/run.js', import.meta.url))]
 
 export interface Run {
   seconds: number

@@ -15,7 +15,8 @@ export interface CliResult {
 
 export function ferry(args: string[], opts: {env?: Record<string, string | undefined>; cwd?: string} = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    // run as a user runs it: the executable itself, so its launcher flags apply
+    const child = spawn(BIN, args, {
       cwd: opts.cwd ?? REPO,
       env: {...process.env, NO_COLOR: '1', ...opts.env},
       stdio: ['ignore', 'pipe', 'pipe'],
