@@ -9,6 +9,7 @@ import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {BlobStore} from '../src/store/blob-store.js'
+import {Packs} from '../src/store/packs.js'
 import {HashingStream, sha256File, toDigest} from '../src/store/hashing.js'
 import {FerryError} from '../src/ui/errors.js'
 
@@ -254,3 +255,45 @@ hashing('HashingStream passes bytes through unchanged while hashing them', async
 })
 
 hashing.run()
+
+const packs = suite('packs')
+
+packs('a pack is found by digest while intact; an index without its archive goes; an unindexed archive goes once old', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-packs-'))
+  try {
+    const archive = join(dir, 'bundle.tar')
+    const blob = randomBytes(3000)
+    await writeFile(archive, Buffer.concat([Buffer.alloc(512), blob]))
+    const digest = toDigest(createHash('sha256').update(blob).digest('hex'))
+    const id = createHash('sha256').update('archive').digest('hex')
+    const p = new Packs(join(dir, 'packs'))
+    await mkdir(p.dir)
+    assert.ok(await p.add(archive, id, 'head', [{digest, offset: 512, size: blob.length}]))
+    const found = await p.locate(digest)
+    assert.equal({offset: found?.offset, size: found?.size, intact: found?.intact}, {offset: 512, size: 3000, intact: true})
+    assert.equal(await p.whole('head', [{digest, size: blob.length}]), {path: join(p.dir, `${id}.tar`), id, size: 3512})
+    assert.is(await p.whole('other head', [{digest, size: blob.length}]), undefined)
+    // an index whose archive is gone
+    const lost = 'a'.repeat(64)
+    await writeFile(join(p.dir, `${lost}.json`), '{}')
+    // an archive without an index: a build may be writing the index right now, unless it is old
+    const fresh = 'b'.repeat(64)
+    await writeFile(join(p.dir, `${fresh}.tar`), 'x')
+    await new Packs(p.dir).locate(digest)
+    const names = await readdir(p.dir)
+    assert.not.ok(names.includes(`${lost}.json`))
+    assert.ok(names.includes(`${fresh}.tar`))
+    await new Packs(p.dir, 0).locate(digest)
+    assert.not.ok((await readdir(p.dir)).includes(`${fresh}.tar`))
+    // edited in place: no longer intact, so neither used whole nor trusted
+    await new Promise((r) => setTimeout(r, 50))
+    await writeFile(archive, Buffer.concat([Buffer.alloc(512, 1), blob]))
+    const edited = new Packs(p.dir)
+    assert.is((await edited.locate(digest))?.intact, false)
+    assert.is(await edited.whole('head', [{digest, size: blob.length}]), undefined)
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
+
+packs.run()

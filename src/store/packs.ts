@@ -44,13 +44,20 @@ interface Pack {
   mtimeMs: number
 }
 
+/** How long an archive may sit here without its index before it counts as left by a killed build. */
+const ORPHAN_AGE_MS = 10 * 60_000
+
 /** Errors that say a hard link cannot be made here: another file system, or one without links. */
 const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS'])
 
 export class Packs {
   private loaded?: Promise<Map<string, PackedBlob>>
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** see removeOrphans */
+    private readonly orphanAgeMs = ORPHAN_AGE_MS,
+  ) {}
 
   private archive(id: string): string {
     return path.join(this.dir, `${id}.tar`)
@@ -62,6 +69,7 @@ export class Packs {
 
   private async packs(): Promise<Pack[]> {
     const names = await readdir(this.dir).catch(() => [] as string[])
+    await this.removeOrphans(names)
     const packs: Pack[] = []
     for (const name of names) {
       const m = /^([0-9a-f]{64})\.json$/.exec(name)
@@ -128,6 +136,27 @@ export class Packs {
     }
     this.loaded = undefined
     return true
+  }
+
+  /**
+   * A build killed between linking its bundle here and writing the index leaves an archive no
+   * index names: removed once it is clearly not a build in progress (linked, which sets its
+   * change time, over ORPHAN_AGE_MS ago). An index without its archive is removed at once.
+   */
+  private async removeOrphans(names: string[]): Promise<void> {
+    const present = new Set(names)
+    for (const name of names) {
+      const m = /^([0-9a-f]{64})\.(tar|json)$/.exec(name)
+      if (!m) continue
+      const other = `${m[1]}.${m[2] === 'tar' ? 'json' : 'tar'}`
+      if (present.has(other)) continue
+      const file = path.join(this.dir, name)
+      if (m[2] === 'tar') {
+        const info = await stat(file).catch(() => undefined)
+        if (!info || Date.now() - info.ctimeMs < this.orphanAgeMs) continue
+      }
+      await unlink(file).catch(() => undefined)
+    }
   }
 
   /** Forgets a pack (found damaged, or superseded). */
