@@ -170,6 +170,12 @@ test('inspect lists the images with digest, platforms and size', async () => {
   assert.is(r.code, 0, r.stderr)
   assert.match(r.stdout, /images:/)
   assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/multi:v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
+  // a single manifest's platform comes from its config, read when the lock was made
+  assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/img0:v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
+  const json = await ferry(['bundle', 'inspect', ctx.bundle, '--json'])
+  const images = json.json!.result.images as Array<{ref: string; platforms?: string[]}>
+  assert.ok(images.length >= 5)
+  assert.ok(images.every((i) => i.platforms?.length), JSON.stringify(images))
 })
 
 test('Bearer-token auth: credentials from REGISTRY_AUTH_FILE, one token per scope', async () => {

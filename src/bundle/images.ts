@@ -1,14 +1,12 @@
-import {readFile} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
 import {mapPool} from '../sources/pool.js'
-import {matchesPlatform, parseImageDocument, platformString, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
+import {checkConfigPlatform, configPlatform, parseImageDocument, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
 import {ImageSources, type ImageSource} from '../sources/oci/image-source.js'
 import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
 import type {BlobWriter} from '../store/blob-writer.js'
-import {usageError} from '../ui/errors.js'
 import type {BlobFile} from './write.js'
 
 export const REF_NAME = 'org.opencontainers.image.ref.name'
@@ -61,26 +59,6 @@ interface BlobTask {
 }
 
 /**
- * An image that is a single manifest (no index) runs on one platform, named in its config: it
- * must be one the bundle is built for, or the device would get an image it cannot run.
- */
-async function checkSinglePlatform(source: ImageSource, config: Descriptor, platforms: string[], store: BlobStore): Promise<void> {
-  if (config.size > 4 << 20) return
-  await source.fetchBlob(store, config)
-  let found: {os?: string; architecture?: string; variant?: string}
-  try {
-    found = JSON.parse(await readFile(store.pathOf(config.digest), 'utf8'))
-  } catch {
-    return
-  }
-  if (!found.os || !found.architecture) return
-  const platform = {os: found.os, architecture: found.architecture, ...(found.variant ? {variant: found.variant} : {})}
-  if (!platforms.some((want) => matchesPlatform(want, platform))) {
-    throw usageError('PLATFORM_NOT_FOUND', `${source.name} is a single-platform image for ${platformString(platform)}; the bundle is for ${platforms.join(', ')} (change spec.platforms or the image)`)
-  }
-}
-
-/**
  * Plans the images of the lock: their documents are fetched into the store first (they say what
  * else is needed; an index keeps only the children of the lock's platforms), then every config
  * and layer of every image becomes one job, once however many images share it.
@@ -121,7 +99,8 @@ export async function planImages(lock: LockFile, options: PlanImagesOptions): Pr
         if (doc.kind === 'manifest') manifests.push(doc)
       }
     }
-    if (root.kind === 'manifest') await checkSinglePlatform(source, root.config, lock.platforms, store)
+    // checked at lock time too; a lock written by hand or by an older version is checked here
+    if (root.kind === 'manifest' && root.config.size <= 4 << 20) checkConfigPlatform(configPlatform(await source.config(root.config)), lock.platforms, source.name)
     for (const m of manifests) {
       if (m.kind !== 'manifest') continue
       need(source, m.config)

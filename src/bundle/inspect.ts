@@ -24,7 +24,7 @@ export interface ImageSummary {
   ref: string
   /** of the image's manifest or index */
   digest: string
-  /** platforms carried (an index's children kept); absent for a single-platform manifest */
+  /** platforms carried (an index's children kept, or the one a single manifest's config names) */
   platforms?: string[]
   /** bytes of all its blobs (shared layers counted in each image) */
   size: number

@@ -72,6 +72,27 @@ export function platformString(p: Platform | undefined): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
 }
 
+/** The platform an image config names (`os`, `architecture`, `variant`); undefined when it names none or is not JSON. */
+export function configPlatform(bytes: Buffer): Platform | undefined {
+  try {
+    const c = JSON.parse(bytes.toString('utf8')) as {os?: unknown; architecture?: unknown; variant?: unknown}
+    if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined
+    return {os: c.os, architecture: c.architecture, ...(typeof c.variant === 'string' && c.variant ? {variant: c.variant} : {})}
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * An image that is a single manifest (no index) runs on one platform, named in its config: it
+ * must be one the bundle is for, or a device would get an image it cannot run (exit 2 naming both).
+ */
+export function checkConfigPlatform(platform: Platform | undefined, platforms: string[], what: string): void {
+  if (platform && !platforms.some((want) => matchesPlatform(want, platform))) {
+    throw usageError('PLATFORM_NOT_FOUND', `${what} is a single-platform image for ${platformString(platform)}; the bundle is for ${platforms.join(', ')} (change spec.platforms or the image)`)
+  }
+}
+
 /** Whether an index child's platform is `want` (`linux/arm64` takes any arm64 variant; `linux/arm/v7` only v7). */
 export function matchesPlatform(want: string, p: Platform | undefined): boolean {
   if (!p) return false

@@ -24,6 +24,8 @@ export interface ImageSource {
   root(): Promise<FetchedDocument>
   /** a manifest or index by digest, checked against it */
   document(desc: Descriptor): Promise<FetchedDocument>
+  /** an image config (small: at most 4 MiB), checked against its digest */
+  config(desc: Descriptor): Promise<Buffer>
   /** a blob (config, layer) into the store, hashed as it streams in; the bytes that crossed the network */
   fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void): Promise<number>
   /** a blob straight into `writer` (a region of a bundle archive), checked against its digest; sources that can */

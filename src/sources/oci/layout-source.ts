@@ -94,6 +94,7 @@ export async function openLayoutSource(ref: LayoutReference): Promise<ImageSourc
       return readDoc(named[0])
     },
     document: readDoc,
+    config: async (desc: Descriptor) => (await readDoc(desc)).bytes,
     async fetchBlob(store: BlobStore, desc: Descriptor, onData?: (bytes: number) => void) {
       const present = await store.has(desc.digest)
       if (present && present.size === desc.size) return 0

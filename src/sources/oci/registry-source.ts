@@ -80,6 +80,20 @@ class RegistrySource implements ImageSource {
     return got
   }
 
+  async config(desc: Descriptor): Promise<Buffer> {
+    const what = `${this.name} config ${desc.digest}`
+    if (desc.size > MAX_MANIFEST) throw integrityError('TOO_LARGE', `${what}: larger than ${MAX_MANIFEST} bytes`)
+    return withRetries(this.client.policy, this.client.classify(what), async () => {
+      const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`)
+      if (!res.ok) throw await this.client.failure(res, what)
+      const bytes = Buffer.from(await res.arrayBuffer())
+      if (bytes.length !== desc.size || sha(bytes) !== desc.digest) {
+        throw integrityError('DIGEST_MISMATCH', `${what}: the bytes received (${bytes.length}) hash to ${sha(bytes)}; the registry or a proxy changed them`)
+      }
+      return bytes
+    })
+  }
+
   /**
    * Downloads a blob into the store unless it is there: hashed while written, retried with
    * backoff, resumed with Range from the bytes already kept (this run's or an interrupted

@@ -1,7 +1,7 @@
 import type {LockedArtifact} from '../../manifest/lock-format.js'
 import type {ProgressListener} from '../../ui/progress.js'
 import {mapPool} from '../pool.js'
-import {parseImageDocument, platformString, selectPlatforms} from './document.js'
+import {checkConfigPlatform, configPlatform, parseImageDocument, platformString, selectPlatforms} from './document.js'
 import {ImageSources} from './image-source.js'
 import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
@@ -17,8 +17,9 @@ export interface ResolveImagesOptions {
 
 /**
  * Pins every `images:` entry to the digest of its manifest or index, now. An index must offer
- * every platform of the bundle (exit 2 otherwise, listing what it has); the lock records the
- * platforms kept and the bytes the image will add (its documents, configs and layers).
+ * every platform of the bundle (exit 2 otherwise, listing what it has), a single manifest one of
+ * them (named in its config); the lock records the platforms kept and the bytes the image will
+ * add (its documents, configs and layers).
  */
 export async function resolveImages(images: string[], platforms: string[], opts: ResolveImagesOptions): Promise<LockedArtifact[]> {
   const sources = new ImageSources(opts.registry)
@@ -41,6 +42,10 @@ export async function resolveImages(images: string[], platforms: string[], opts:
       }
     } else {
       size += doc.config.size + doc.layers.reduce((n, l) => n + l.size, 0)
+      // one platform, named in the config: checked now rather than at build, and shown by inspect
+      const platform = doc.config.size <= 4 << 20 ? configPlatform(await source.config(doc.config)) : undefined
+      checkConfigPlatform(platform, platforms, source.name)
+      if (platform) kept = [platformString(platform)]
     }
     const name = bundleImageName(ref)
     opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length})
