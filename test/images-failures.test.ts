@@ -81,6 +81,28 @@ test('a blob whose bytes do not match its digest: exit 3, nothing kept', async (
   }
 })
 
+test('a build that fails keeps the layers it did download: the next one fetches only the rest', async () => {
+  const layout = join(ctx.dir, 'layout-salvage')
+  makeImages(layout, 1, 2, 1, 0.5)
+  await skopeo(['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:img0`, `docker://${ctx.plain.host}/apps/salvage:v1`])
+  const m = JSON.parse(await skopeo(['inspect', '--raw', `oci:${layout}:img0`]))
+  const bad = m.layers[m.layers.length - 1]
+  const proxy = await startProxy(ctx.plain.host, {corrupt: bad.digest})
+  const store = join(ctx.dir, 's-salvage')
+  try {
+    const r = await build(await manifest([`${proxy.host}/apps/salvage:v1`]), store)
+    assert.is(r.code, 3, r.stdout)
+  } finally {
+    await proxy.close()
+  }
+  const kept = await readdir(join(store, 'blobs', 'sha256'))
+  for (const layer of m.layers.slice(0, -1)) assert.ok(kept.includes(layer.digest.slice(7)), `${layer.digest} kept`)
+  assert.not.ok(kept.includes(bad.digest.slice(7)))
+  const again = await build(await manifest([`${ctx.plain.host}/apps/salvage:v1`]), store)
+  assert.is(again.code, 0, again.stdout)
+  assert.is(again.json!.result.fetched, bad.size)
+})
+
 test('a connection dropped mid-layer is resumed with Range', async () => {
   const proxy = await startProxy(ctx.plain.host, {dropAfter: {digest: ctx.layerOf0, bytes: 300_000}})
   try {

@@ -107,13 +107,16 @@ interface Pending {
   resolve(): void
   reject(err: unknown): void
   settled: boolean
+  /** resolved, not rejected */
+  ok: boolean
 }
 
 function pending(): Pending {
-  const p = {settled: false} as Pending
+  const p = {settled: false, ok: false} as Pending
   p.promise = new Promise<void>((resolve, reject) => {
     p.resolve = () => {
       p.settled = true
+      p.ok = true
       resolve()
     }
     p.reject = (err) => {
@@ -257,7 +260,17 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
   const onWrite: ProgressListener = (e) => {
     if (!fetching) options.onProgress?.(e)
   }
-  const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, opened).catch((err: unknown) => {
+  // A failed build keeps the layers it did download straight into the archive: the next run takes them from the store.
+  const salvage = async (archive: FileHandle) => {
+    for (const digest of inPlace) {
+      if (!waits.get(digest)?.ok) continue
+      const offset = layout.offsets.get(digest)!
+      const size = layout.blobs.find((b) => b.digest === digest)!.size
+      const bytes = archive.createReadStream({start: offset, end: offset + size - 1, autoClose: false, highWaterMark: 1 << 20})
+      await store.ingest(bytes, {digest, size, what: `${basename(target)} ${digest}`}).catch(() => undefined)
+    }
+  }
+  const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, {onOpen: opened, onFail: salvage}).catch((err: unknown) => {
     halted ??= {error: err}
     throw err
   })

@@ -269,7 +269,14 @@ export async function removeAbandonedPartials(target: string): Promise<void> {
  * folder, hashed while written, fsynced, then renamed. A failed or killed
  * write leaves no file with the final name.
  */
-export async function writeBundleArchive(target: string, entries: BundleEntries, onProgress?: ProgressListener, onOpen?: (archive: FileHandle) => void): Promise<WrittenBundle> {
+export interface ArchiveHooks {
+  /** the temp file was opened: blobs marked `inPlace` may be written into it from now on */
+  onOpen?: (archive: FileHandle) => void
+  /** the write failed; the temp file is still open and about to be removed */
+  onFail?: (archive: FileHandle) => Promise<void>
+}
+
+export async function writeBundleArchive(target: string, entries: BundleEntries, onProgress?: ProgressListener, hooks: ArchiveHooks = {}): Promise<WrittenBundle> {
   const dir = dirname(target)
   await mkdir(dir, {recursive: true})
   const temp = join(dir, `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
@@ -280,7 +287,7 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   try {
     // Read back too: blobs downloaded into their place are hashed from here.
     const out = await open(temp, 'wx+', 0o644)
-    onOpen?.(out)
+    hooks.onOpen?.(out)
     try {
       writer = new ArchiveWriter(out, () => {
         if (onProgress && writer!.written - lastReport >= 8 << 20) {
@@ -289,13 +296,19 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
         }
       })
       try {
-        await writeEntries(writer, entries)
+        try {
+          await writeEntries(writer, entries)
+        } catch (err) {
+          await writer.abandon()
+          throw err
+        }
+        sha256 = (await writer.finish()).slice('sha256:'.length)
+        await out.sync()
       } catch (err) {
-        await writer.abandon()
+        // before the temp file goes: the caller may keep what is good in it
+        await hooks.onFail?.(out).catch(() => undefined)
         throw err
       }
-      sha256 = (await writer.finish()).slice('sha256:'.length)
-      await out.sync()
     } finally {
       await out.close()
     }
