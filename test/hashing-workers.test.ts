@@ -1,7 +1,7 @@
 // sha256 on worker threads, the blob writer that feeds them, and a build that meets a store blob damaged
 // on disk (the store is a cache without a flush per blob): the damage is caught, the blob fetched again.
 import {createHash, randomBytes} from 'node:crypto'
-import {chmod, mkdir, mkdtemp, open, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
@@ -164,6 +164,28 @@ test('a bundle written next to the store is kept as a pack: it stands in for a d
   const third = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out3')})
   assert.is(third.fetched, victim.length)
   assert.is(third.sha256, first.sha256)
+})
+
+test('a pack another build replaces while this one runs: the blobs are looked for again, not lost', async () => {
+  const root = join(ctx.dir, 'moved')
+  const signers = [await fileSigner(ctx.priv)]
+  const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
+  // the store holds the blobs only in the pack
+  await rm(join(root, 'blobs', 'sha256'), {recursive: true})
+  await mkdir(join(root, 'blobs', 'sha256'))
+  const store = new BlobStore(root)
+  const located = await store.locate(sha(ctx.data[0]))
+  assert.is(located?.path, join(root, 'packs', `${first.sha256}.tar`))
+  // meanwhile another build replaces that pack by one of its own holding the same blobs
+  const other = 'f'.repeat(64)
+  await rename(join(root, 'packs', `${first.sha256}.tar`), join(root, 'packs', `${other}.tar`))
+  await rename(join(root, 'packs', `${first.sha256}.json`), join(root, 'packs', `${other}.json`))
+  // signed by another key, so not the stored bundle itself: its blobs are copied out of the pack
+  const otherKey = await writeKeyPair(join(root, 'keys'), 'o', await generateKeyPair({name: 'o', date: new Date(Date.now() - 7200_000)}))
+  const second = await buildBundle(ctx.lock, {store, signers: [await fileSigner(otherKey.private)], outDir: join(root, 'out2')})
+  assert.is(second.fetched, 0)
+  assert.is(second.reused, undefined)
+  assert.is(createHash('sha256').update(await readFile(second.path)).digest('hex'), second.sha256)
 })
 
 test.run()

@@ -355,9 +355,12 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
       return {...written, manifest, fetched, ...(reused ? {reused} : {})}
     } catch (err) {
       // A cached blob damaged on disk (a power cut before it was sealed): drop it, fetch it again, write once more.
-      const damaged = err instanceof FerryError && err.code === 'STORE_CORRUPT' ? (err.data?.digests as string[] | undefined) : undefined
+      // One that moved (another build sharing the store replaced its pack): look for it again.
+      const code = err instanceof FerryError ? err.code : undefined
+      const damaged = code === 'STORE_CORRUPT' || code === 'STORE_MOVED' ? ((err as FerryError).data?.digests as string[] | undefined) : undefined
       if (!damaged) throw err
-      for (const digest of damaged) await options.store.evict(digest)
+      if (code === 'STORE_CORRUPT') for (const digest of damaged) await options.store.evict(digest)
+      options.store.packs.refresh()
       const again = await plan()
       const {written, fetched} = await fetchAndWrite(target, entries, again.files, again.images, options)
       return {...written, manifest, fetched}

@@ -152,7 +152,11 @@ class ArchiveWriter {
 
   async copyFile(blob: BlobFile): Promise<void> {
     if (blob.ready) await blob.ready
-    const input = await open(blob.path, 'r')
+    const input = await open(blob.path, 'r').catch((err: NodeJS.ErrnoException) => {
+      // Another build sharing the store replaced the pack (or file) between planning and now.
+      if (err.code === 'ENOENT') throw integrityError('STORE_MOVED', `blob ${blob.digest} left the store while this build ran; build again`, {digests: [blob.digest]})
+      throw err
+    })
     const base = blob.offset ?? 0
     const check = blob.fresh ? undefined : remoteHash()
     try {

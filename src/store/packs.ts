@@ -87,6 +87,11 @@ export class Packs {
     return packs
   }
 
+  /** Reads the packs again on the next lookup (another process may have changed them). */
+  refresh(): void {
+    this.loaded = undefined
+  }
+
   /** Where a blob lies in a pack: an intact pack first, the newest among equals. */
   async locate(digest: string): Promise<PackedBlob | undefined> {
     this.loaded ??= (async () => {
