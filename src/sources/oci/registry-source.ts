@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
 import type {BlobStore} from '../../store/blob-store.js'
 import type {BlobWriter} from '../../store/blob-writer.js'
+import type {BodyResponse} from '../body-stream.js'
 import {integrityError} from '../../ui/errors.js'
 import {withRetries} from '../http-retry.js'
 import {alignRange, appendBody, downloadInto, downloadResumable, rangeExhausted} from '../resumable.js'
@@ -129,10 +130,11 @@ class RegistrySource implements ImageSource {
   private attempt(desc: Descriptor, onData: (bytes: number) => void) {
     const what = `${this.name} blob ${desc.digest}`
     return async (writer: BlobWriter, from: number): Promise<void> => {
+      let res: BodyResponse | undefined
       const controller = new AbortController()
       const timer = setTimeout(() => controller.abort(), this.client.options.timeoutMs ?? 60_000)
       try {
-        const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`, {
+        res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`, {
           headers: from > 0 ? {Range: `bytes=${from}-`} : {},
           signal: controller.signal,
           large: true,
@@ -150,6 +152,8 @@ class RegistrySource implements ImageSource {
         })
       } finally {
         clearTimeout(timer)
+        // an answer whose body was not read (a 416, a failure) closes its connection now
+        res?.close()
       }
     }
   }
