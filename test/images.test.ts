@@ -10,6 +10,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
+import {makeFatStick} from './helpers/fat.js'
 import {startContainerd} from './helpers/containerd.js'
 import {makeImages, registryDigest, skopeo, startProxy, startRegistry, type Proxy, type Registry} from './helpers/registry.js'
 import {readEntries} from './helpers/tar-craft.js'
@@ -162,6 +163,25 @@ test('layers go straight into the bundle, which the store keeps as a pack; with 
     assert.equal(await readdir(join(other, 'packs')), [])
   } finally {
     await rm(other, {recursive: true, force: true})
+  }
+})
+
+test('store and output on a file system without hard links (FAT): the layers are copied into the store', async () => {
+  const stick = await makeFatStick(join(ctx.dir, 'fat'), 64)
+  try {
+    const store = join(stick.dir, 'store')
+    const r = await ferry(['bundle', 'build', ctx.lock, '--key', ctx.priv, '--out', join(stick.dir, 'out'), '--store', store, '--json'])
+    assert.is(r.code, 0, r.stderr + r.stdout)
+    assert.is(r.json!.result.sha256, sha256Of(ctx.bundle))
+    assert.equal((await readdir(join(store, 'packs'))).filter((n) => n.endsWith('.tar')), [], 'no pack without a hard link')
+    const stored = new Set((await readdir(join(store, 'blobs', 'sha256'))).map((n) => n.toLowerCase()))
+    const layers = (await readEntries(ctx.bundle)).filter((e) => e.path.startsWith('blobs/sha256/') && e.data.length >= 256 << 10)
+    assert.ok(layers.every((e) => stored.has(e.path.slice('blobs/sha256/'.length))), 'every layer is in the store')
+    const again = await ferry(['bundle', 'build', ctx.lock, '--key', ctx.priv, '--out', join(stick.dir, 'out2'), '--store', store, '--json'])
+    assert.is(again.code, 0, again.stderr)
+    assert.is(again.json!.result.fetched, 0)
+  } finally {
+    await stick.unmount()
   }
 })
 

@@ -1,5 +1,5 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {type FileHandle, link, mkdir, rename, rm, stat} from 'node:fs/promises'
+import {type FileHandle, link, mkdir, open, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
@@ -131,10 +131,26 @@ function pending(): Pending {
 /** Image blobs at least this large go straight into the archive when they can (see fetchAndWrite); configs stay loose. */
 const DIRECT_MIN = 256 << 10
 
-/** True when `a` and `b` are on one file system: a file written in one can be hard-linked into the other. */
-async function sameFileSystem(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([stat(a), stat(b)])
-  return x.dev === y.dev
+/**
+ * True when a file written in `from` can be hard-linked into `to`: one file system, and one that
+ * has hard links (FAT has none, and some FUSE file systems refuse writes past the end of a file).
+ * Tried with an empty file rather than guessed.
+ */
+async function canLink(from: string, to: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(from), stat(to)])
+  if (x.dev !== y.dev) return false
+  const name = `.ferry-link-probe.${process.pid}.${randomBytes(4).toString('hex')}`
+  const probe = join(from, name)
+  try {
+    await writeFile(probe, '')
+    await link(probe, join(to, name))
+    return true
+  } catch {
+    return false
+  } finally {
+    await rm(probe, {force: true})
+    await rm(join(to, name), {force: true})
+  }
 }
 
 /** sha256 over the entries that come before the blobs: with the blob list, they fix every byte of the archive. */
@@ -163,7 +179,7 @@ async function linkArchive(from: string, target: string, sha256: string, size: n
 /**
  * Fetches what the store lacks and writes the archive at the same time: the writer goes through
  * the blobs in archive order and takes each one as soon as it is there, while later ones are
- * still downloading. When the store and the output folder share a file system, image layers the
+ * still downloading. When a file in the output folder can be hard-linked into the store, image layers the
  * store lacks are downloaded straight into their place in the archive (one write of their bytes,
  * not two), and the finished bundle is then kept in the store as a pack (a hard link, see
  * packs.ts): that is how those layers enter the store. Everything else goes through the store.
@@ -171,7 +187,7 @@ async function linkArchive(from: string, target: string, sha256: string, size: n
  */
 async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number; reused?: boolean}> {
   const store = options.store
-  const direct = await sameFileSystem(store.root, dirname(target))
+  const direct = await canLink(dirname(target), store.packs.dir)
   const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
   const located = new Map<string, NonNullable<Awaited<ReturnType<BlobStore['locate']>>>>()
   for (const blob of blobs) {
@@ -281,7 +297,16 @@ async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs
   const written = w.value
   for (const digest of written.verified) store.markChecked(digest)
   if (direct) {
-    await store.packs.add(written.path, written.sha256, head, layout.blobs.map((b) => ({digest: b.digest, offset: layout.offsets.get(b.digest)!, size: b.size})))
+    const packed = await store.packs.add(written.path, written.sha256, head, layout.blobs.map((b) => ({digest: b.digest, offset: layout.offsets.get(b.digest)!, size: b.size})))
+    if (!packed && inPlace.size > 0) {
+      // A file system without hard links: the layers written straight into the bundle are copied into the store.
+      const archive = await open(written.path, 'r')
+      try {
+        await salvage(archive)
+      } finally {
+        await archive.close()
+      }
+    }
   }
   // Later builds use these blobs as they are: flushed and sealed now that the bundle is out.
   await store.seal(blobs.map((b) => b.digest))
