@@ -18,7 +18,7 @@ async function randomFile(path: string, bytes: number): Promise<string> {
     const piece = chunk.subarray(0, Math.min(left, chunk.length))
     randomFillSync(piece)
     hash.update(piece)
-    if (!out.write(piece)) await new Promise((r) => out.once('drain', r))
+    if (!out.write(piece)) await new Promise<void>((r) => out.once('drain', () => r()))
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())))
   return hash.digest('hex')

@@ -20,7 +20,7 @@ async function randomFile(path: string, bytes: number): Promise<void> {
   const out = createWriteStream(path)
   for (let left = bytes; left > 0; left -= 4 * MiB) {
     const piece = randomFillSync(Buffer.alloc(Math.min(left, 4 * MiB)))
-    if (!out.write(piece)) await new Promise((r) => out.once('drain', r))
+    if (!out.write(piece)) await new Promise<void>((r) => out.once('drain', () => r()))
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())))
 }
