@@ -8,7 +8,8 @@ import tls from 'node:tls'
  * have piled up, which is most of a build's memory. Here a plain-HTTP read lands in the
  * connection's own buffer, body pieces are handed out as views of it, and the socket stays
  * paused until the consumer asks for the next piece: no per-read garbage, and natural
- * backpressure. (Over TLS, reads come as fresh buffers: TLS decrypts ahead of a pause.)
+ * backpressure. (Over TLS, decrypted pieces are copied into a second reused buffer: TLS
+ * decrypts ahead of a pause.)
  *
  * HTTP/1.1 only, one request per connection (`Connection: close`): bodies this large make a
  * handshake per request negligible. Content-Length, chunked and read-until-close bodies;
@@ -90,6 +91,9 @@ type Framing = {kind: 'length'; left: number} | {kind: 'chunked'} | {kind: 'clos
 class Exchange {
   private readonly socket: net.Socket
   private readonly buffer: Buffer
+  /** TLS only: where pieces are copied to, and how much of it is in use */
+  private stage?: Buffer
+  private staging = 0
   private head?: Head
   private headBytes: Buffer = Buffer.alloc(0)
   private framing: Framing = {kind: 'none'}
@@ -109,18 +113,18 @@ class Exchange {
     headers: Record<string, string>,
     options: BodyRequest,
   ) {
-    this.buffer = url.protocol === 'https:' ? Buffer.alloc(0) : (spare.pop() ?? Buffer.allocUnsafe(READ_BYTES))
+    this.buffer = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES)
     this.onHead = new Promise<Head>((resolve, reject) => (this.settleHead = {resolve, reject}))
     this.onHead.catch(() => undefined)
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
     const host = url.hostname.replace(/^\[|\]$/g, '')
     if (url.protocol === 'https:') {
-      // TLS decrypts ahead of a pause into whatever buffer it reads into, so it cannot share one:
-      // its reads come as fresh buffers (each piece stays valid), paused the same way.
-      this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, ca: options.tls?.ca, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1']})
-      this.socket.on('data', (data: Buffer) => {
-        if (!this.received(data)) this.socket.pause()
-      })
+      // TLS decrypts a whole network read at once, into the read buffer again and again, even
+      // after a pause: each piece is copied into a staging buffer, whose views stay valid until
+      // the consumer has taken them all (see stage()).
+      this.stage = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES)
+      const onread = {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => void this.received(this.staged(buf.subarray(0, n)))}
+      this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, ca: options.tls?.ca, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'], onread} as tls.ConnectionOptions)
     } else {
       this.socket = net.connect({host, port, onread: {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => this.received(buf.subarray(0, n))}})
     }
@@ -145,6 +149,19 @@ class Exchange {
   /** Status and headers, once they arrived. */
   response(): Promise<Head> {
     return this.onHead
+  }
+
+  /**
+   * A TLS piece copied out of the read buffer (which the next piece overwrites) into the stage;
+   * a fresh copy in the rare case the stage is full (a burst decrypted after a pause).
+   */
+  private staged(bytes: Uint8Array): Uint8Array {
+    const stage = this.stage!
+    if (this.staging + bytes.length > stage.length) return Buffer.from(bytes)
+    stage.set(bytes, this.staging)
+    const view = stage.subarray(this.staging, this.staging + bytes.length)
+    this.staging += bytes.length
+    return view
   }
 
   /** Called by the socket with the bytes of one read, in the reused buffer. Returns false to pause. */
@@ -271,7 +288,7 @@ class Exchange {
     this.socket.destroy()
     // The socket may still be inside a read into the buffer: hand it on only after the close.
     this.socket.once('close', () => {
-      if (this.buffer.length === READ_BYTES && spare.length < 16) spare.push(this.buffer)
+      for (const b of [this.buffer, this.stage]) if (b && spare.length < 32) spare.push(b)
     })
   }
 
@@ -285,6 +302,8 @@ class Exchange {
         }
         if (this.failure) throw this.failure
         if (this.finished) return
+        // Every piece handed out is done with (the consumer asks for the next): the stage is free again.
+        this.staging = 0
         await new Promise<void>((resolve) => {
           this.wake = resolve
           this.socket.resume()
