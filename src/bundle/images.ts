@@ -1,7 +1,7 @@
 import {Readable} from 'node:stream'
 import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
 import {mapPool} from '../sources/pool.js'
-import {checkConfigPlatform, configPlatform, parseImageDocument, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
+import {checkConfigPlatform, configPlatform, parseImageDocument, parsePlatform, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
 import {ImageSources, type ImageSource} from '../sources/oci/image-source.js'
 import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
@@ -99,8 +99,12 @@ export async function planImages(lock: LockFile, options: PlanImagesOptions): Pr
         if (doc.kind === 'manifest') manifests.push(doc)
       }
     }
-    // checked at lock time too; a lock written by hand or by an older version is checked here
-    if (root.kind === 'manifest' && root.config.size <= 4 << 20) checkConfigPlatform(configPlatform(await source.config(root.config)), lock.platforms, source.name)
+    // A single manifest's platform was read from its config when the lock was made; a lock
+    // without it (written by hand or by an older version) has the config read now.
+    if (root.kind === 'manifest' && a.platforms?.length !== 1 && root.config.size <= 4 << 20) {
+      checkConfigPlatform(configPlatform(await source.config(root.config)), lock.platforms, source.name)
+    }
+    if (root.kind === 'manifest' && a.platforms?.length === 1) checkConfigPlatform(parsePlatform(a.platforms[0]), lock.platforms, source.name)
     for (const m of manifests) {
       if (m.kind !== 'manifest') continue
       need(source, m.config)

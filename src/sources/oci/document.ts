@@ -93,6 +93,12 @@ export function checkConfigPlatform(platform: Platform | undefined, platforms: s
   }
 }
 
+/** `os/arch[/variant]` back into a platform. */
+export function parsePlatform(text: string): Platform {
+  const [os, architecture, variant] = text.split('/')
+  return {os, architecture, ...(variant ? {variant} : {})}
+}
+
 /** Whether an index child's platform is `want` (`linux/arm64` takes any arm64 variant; `linux/arm/v7` only v7). */
 export function matchesPlatform(want: string, p: Platform | undefined): boolean {
   if (!p) return false
