@@ -54,6 +54,19 @@ const CRLF2 = Buffer.from('\r\n\r\n')
 /** Read buffers of closed connections, reused by the next ones. */
 const spare: Buffer[] = []
 
+/**
+ * One TLS context per CA list: a context parses every certificate it is given (the system's
+ * roots and the extra CA, some 150), and one per connection would parse them again each time
+ * and hold a few MiB each until the garbage collector gets to them.
+ */
+const contexts = new WeakMap<string[], tls.SecureContext>()
+
+function contextFor(ca: string[]): tls.SecureContext {
+  let context = contexts.get(ca)
+  if (!context) contexts.set(ca, (context = tls.createSecureContext({ca})))
+  return context
+}
+
 function networkError(message: string, code: string): Error {
   return Object.assign(new Error(message), {code})
 }
@@ -124,7 +137,8 @@ class Exchange {
       // the consumer has taken them all (see stage()).
       this.stage = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES)
       const onread = {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => void this.received(this.staged(buf.subarray(0, n)))}
-      this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, ca: options.tls?.ca, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'], onread} as tls.ConnectionOptions)
+      const secureContext = options.tls?.ca ? contextFor(options.tls.ca) : undefined
+      this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, secureContext, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'], onread} as tls.ConnectionOptions)
     } else {
       this.socket = net.connect({host, port, onread: {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => this.received(buf.subarray(0, n))}})
     }
