@@ -1,7 +1,8 @@
 // Build a bundle of 9 images (~1 GB: 8 images sharing a 20 MB base + 3 × 40 MB layers each, and a
 // multi-arch index) from a loopback docker-registry; the peer, same run: `skopeo copy` of the same 9
 // images into one OCI layout. Also rebuilds with a warm store: the same lock and signer (the store
-// keeps that very bundle as a pack and links it), and another signer (every blob copied from the store).
+// keeps that very bundle as a pack and links it), and another signer (every blob copied from the store);
+// then the cold build again from a TLS registry.
 import {mkdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
@@ -13,13 +14,18 @@ export async function benchImages(work: string, rounds = 3): Promise<string[]> {
   const layout = join(work, 'layout')
   makeImages(layout, 8, 3, 40, 20)
   const registry = await startRegistry(join(work, 'registry'))
+  // The same images behind TLS (a CA made by openssl), as most sites' registries are.
+  const secure = await startRegistry(join(work, 'secure'), {tls: true})
   const lines: string[] = []
   try {
     const h = registry.host
-    const refs = [...Array.from({length: 8}, (_, i) => `img${i}`), 'multi'].map((n) => `${h}/bench/${n}:v1`)
-    for (const [i, ref] of refs.entries()) {
-      const name = i < 8 ? `img${i}` : 'multi'
-      await skopeo(['copy', '-q', ...(name === 'multi' ? ['--all'] : []), '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${ref}`])
+    const names = [...Array.from({length: 8}, (_, i) => `img${i}`), 'multi']
+    const refs = names.map((n) => `${h}/bench/${n}:v1`)
+    const secureRefs = names.map((n) => `${secure.host}/bench/${n}:v1`)
+    for (const [i, name] of names.entries()) {
+      for (const ref of [refs[i], secureRefs[i]]) {
+        await skopeo(['copy', '-q', ...(name === 'multi' ? ['--all'] : []), '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${ref}`])
+      }
     }
     await rm(layout, {recursive: true, force: true})
     const manifest = join(work, 'images.yaml')
@@ -60,7 +66,31 @@ export async function benchImages(work: string, rounds = 3): Promise<string[]> {
     lines.push(row('rebuild, warm store (out removed) vs first build', median(warm), median(cold), 0.2))
     lines.push(row('  same, another signer (blobs copied) vs first', median(copied), median(cold), 0.2))
     lines.push(memRow('bundle build peak RSS', peak))
+
+    // Over TLS: Ferry checks the registry's certificate (--ca-file); skopeo is told not to, which spares it that work.
+    const secureManifest = join(work, 'secure.yaml')
+    await writeFile(secureManifest, `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: bench-tls, version: 1.0.0}\nspec:\n  platforms: [linux/amd64]\n  images:\n${secureRefs.map((r) => `    - ${r}`).join('\n')}\n`)
+    const secureLock = join(work, 'secure.lock.json')
+    const ca = ['--ca-file', secure.caFile!]
+    await run([...FERRY, 'manifest', 'lock', secureManifest, '--out', secureLock, '-q', ...ca])
+    const tlsCold: number[] = []
+    const tlsPeer: number[] = []
+    let tlsPeak = 0
+    const skopeoSecure = secureRefs.map((r, i) => `skopeo copy -q ${i === 8 ? '--all ' : ''}--src-tls-verify=false docker://${r} oci:${peerDir}:n${i}`).join(' && ')
+    for (let r = 0; r < rounds; r++) {
+      await rm(store, {recursive: true, force: true})
+      await rm(out, {recursive: true, force: true})
+      const b = await run([...FERRY, 'bundle', 'build', secureLock, '--key', pair.private, '--out', out, '--store', store, '--json', '-q', ...ca])
+      tlsCold.push(b.seconds)
+      tlsPeak = Math.max(tlsPeak, b.peakMiB)
+      await rm(peerDir, {recursive: true, force: true})
+      tlsPeer.push((await run(skopeoSecure)).seconds)
+    }
+    lines.push(`-- the same over TLS (${rounds} rounds, medians) --`)
+    lines.push(row('bundle build vs skopeo copy, TLS', median(tlsCold), median(tlsPeer), 0.8))
+    lines.push(memRow('bundle build peak RSS, TLS', tlsPeak))
   } finally {
+    await secure.stop()
     await registry.stop()
     await rm(work, {recursive: true, force: true})
   }
