@@ -134,7 +134,7 @@ class Exchange {
     if (url.protocol === 'https:') {
       // TLS decrypts a whole network read at once, into the read buffer again and again, even
       // after a pause: each piece is copied into a staging buffer, whose views stay valid until
-      // the consumer has taken them all (see stage()).
+      // the consumer has taken them all (see staged()).
       this.stage = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES)
       const onread = {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => void this.received(this.staged(buf.subarray(0, n)))}
       const secureContext = options.tls?.ca ? contextFor(options.tls.ca) : undefined
