@@ -136,20 +136,21 @@ const DIRECT_MIN = 256 << 10
  * has hard links (FAT has none, and some FUSE file systems refuse writes past the end of a file).
  * Tried with an empty file rather than guessed.
  */
-async function canLink(from: string, to: string): Promise<boolean> {
-  const [x, y] = await Promise.all([stat(from), stat(to)])
+async function canLink(target: string, packs: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(dirname(target)), stat(packs)])
   if (x.dev !== y.dev) return false
-  const name = `.ferry-link-probe.${process.pid}.${randomBytes(4).toString('hex')}`
-  const probe = join(from, name)
+  // Named as what a killed build leaves, so that a probe a kill left behind is cleaned up the same way.
+  const probe = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
+  const linked = join(packs, `${randomBytes(32).toString('hex')}.tar`)
   try {
     await writeFile(probe, '')
-    await link(probe, join(to, name))
+    await link(probe, linked)
     return true
   } catch {
     return false
   } finally {
     await rm(probe, {force: true})
-    await rm(join(to, name), {force: true})
+    await rm(linked, {force: true})
   }
 }
 
@@ -187,7 +188,7 @@ async function linkArchive(from: string, target: string, sha256: string, size: n
  */
 async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number; reused?: boolean}> {
   const store = options.store
-  const direct = await canLink(dirname(target), store.packs.dir)
+  const direct = await canLink(target, store.packs.dir)
   const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
   const located = new Map<string, NonNullable<Awaited<ReturnType<BlobStore['locate']>>>>()
   for (const blob of blobs) {
