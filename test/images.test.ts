@@ -1,7 +1,7 @@
 // Images end to end on real parts: a loopback docker-registry fed by skopeo with generated images,
 // `ferry manifest lock` + `bundle build` through the binary, then skopeo, umoci and a real containerd
 // reading the extracted bundle under the images' original names.
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {statSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
-import {ferry} from './helpers/cli.js'
+import {ferry, REPO} from './helpers/cli.js'
 import {makeFatStick} from './helpers/fat.js'
 import {startContainerd} from './helpers/containerd.js'
 import {makeImages, registryDigest, skopeo, startProxy, startRegistry, type Proxy, type Registry} from './helpers/registry.js'
@@ -182,6 +182,32 @@ test('store and output on a file system without hard links (FAT): the layers are
     assert.is(again.json!.result.fetched, 0)
   } finally {
     await stick.unmount()
+  }
+})
+
+test('kill -9 at random moments of an image build that shares its store: the next build still gives the same bytes', async () => {
+  const store = join(ctx.dir, 'store-killed')
+  const out = join(ctx.dir, 'out-killed')
+  for (const delay of [120, 250, 400, 600, 900]) {
+    await rm(out, {recursive: true, force: true})
+    const child = spawn(join(REPO, 'bin', 'run.js'), ['bundle', 'build', ctx.lock, '--key', ctx.priv, '--out', out, '--store', store, '-q'], {stdio: 'ignore'})
+    const closed = new Promise((r) => child.once('close', r))
+    await new Promise((r) => setTimeout(r, delay))
+    child.kill('SIGKILL')
+    await closed
+  }
+  await rm(out, {recursive: true, force: true})
+  const r = await ferry(['bundle', 'build', ctx.lock, '--key', ctx.priv, '--out', out, '--store', store, '--json'])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json!.result.sha256, sha256Of(ctx.bundle))
+  assert.is(sha256Of(r.json!.result.path), sha256Of(ctx.bundle))
+  assert.equal((await readdir(out)).filter((f) => f.endsWith('.partial') || f.endsWith('.lock')), [])
+  // every pack left in the store is the file its index names
+  const packs = await readdir(join(store, 'packs'))
+  for (const index of packs.filter((n) => n.endsWith('.json'))) {
+    const id = index.slice(0, -'.json'.length)
+    assert.ok(packs.includes(`${id}.tar`), `${id} has its archive`)
+    assert.is(sha256Of(join(store, 'packs', `${id}.tar`)), id)
   }
 })
 
