@@ -128,6 +128,13 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const store = options.store
   const direct = await canLink(target, store.packs.dir)
   const blobs = [...files.blobs, ...images.blobs].map((b) => ({...b}))
+  const layout = archiveLayout({...entries, blobs})
+  const head = headDigest(entries)
+  if (direct) {
+    // The store keeps this very bundle already (the same lock built before): its bytes are these.
+    const same = await store.packs.whole(head, layout.blobs)
+    if (same) return {written: await linkArchive(same.path, target, same.id, same.size), fetched: 0, reused: true}
+  }
   const located = new Map<string, NonNullable<Awaited<ReturnType<BlobStore['locate']>>>>()
   for (const blob of blobs) {
     const at = await store.locate(blob.digest)
@@ -154,13 +161,6 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       })
       blob.ready.catch(() => undefined)
     }
-  }
-  const layout = archiveLayout({...entries, blobs})
-  const head = headDigest(entries)
-  if (direct) {
-    // The store keeps this very bundle already (the same lock built before): its bytes are these.
-    const same = await store.packs.whole(head, layout.blobs)
-    if (same) return {written: await linkArchive(same.path, target, same.id, same.size), fetched: 0, reused: true}
   }
   let opened: (archive: FileHandle) => void = () => undefined
   const archive = new Promise<FileHandle>((resolve) => (opened = resolve))
