@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {readLock} from '../manifest/lock.js'
+import {readLock} from '../manifest/lock-read.js'
 import {integrityError, usageError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {describeLock, serialise, type DeltaBase} from './build.js'

@@ -1,8 +1,8 @@
-import {readFile, stat} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
 import type {z} from 'zod'
 import {FerryError, usageError} from '../ui/errors.js'
+import {fieldName, readSmallText} from './lock-read.js'
 import {Manifest} from './schema.js'
 
 export interface LoadedManifest {
@@ -11,22 +11,6 @@ export interface LoadedManifest {
   dir: string
   /** absolute path of the manifest */
   path: string
-}
-
-/** A manifest is a few KiB; anything far larger is the wrong file. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
-/** Reads a small text file given on the command line (manifest or lock), refusing huge or missing ones. */
-export async function readSmallText(path: string, what: string): Promise<string> {
-  try {
-    const info = await stat(path)
-    if (!info.isFile()) throw usageError('NOT_A_FILE', `${path}: not a file (expected a ${what})`)
-    if (info.size > MAX_MANIFEST_BYTES) throw usageError('FILE_TOO_LARGE', `${path}: ${info.size} bytes is too large for a ${what}`)
-    return await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such file (expected a ${what})`)
-    throw err
-  }
 }
 
 /**
@@ -141,10 +125,6 @@ function valueAt(data: unknown, path: Array<string | number>): unknown {
   return v
 }
 
-/** `spec.vm[0].url` */
-export function fieldName(path: Array<string | number>): string {
-  return path.map((seg, i) => (typeof seg === 'number' ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join('')
-}
 
 function scalarText(node: unknown): string | undefined {
   return isScalar(node) ? String(node.value) : undefined

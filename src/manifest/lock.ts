@@ -9,10 +9,10 @@ import {createResolveContext, orderArtifacts} from '../sources/resolve-context.j
 import {resolveVms} from '../sources/vm.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {BlobStore} from '../store/blob-store.js'
-import {asLocalIoError, usageError} from '../ui/errors.js'
+import {asLocalIoError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {parseDuration} from './duration.js'
-import {fieldName, loadManifest, readSmallText} from './load.js'
+import {loadManifest} from './load.js'
 import {LockFile, type HealthCheck} from './lock-format.js'
 import type {HealthSpec} from './schema.js'
 
@@ -103,47 +103,9 @@ export async function writeLock(lock: LockFile, file: string): Promise<void> {
   }
 }
 
-/** Reads and validates a lock file; errors name the file and the field. */
-export async function readLock(path: string): Promise<LockFile> {
-  return parseLock(await readSmallText(path, 'lock file'), path)
-}
-
-function parseLock(text: string, path: string): LockFile {
-  let data: unknown
-  try {
-    data = JSON.parse(text)
-  } catch (err) {
-    throw usageError('LOCK_INVALID', `${path}: not a lock file: ${(err as Error).message}`)
-  }
-  const parsed = LockFile.safeParse(data)
-  if (parsed.success) return parsed.data
-  const lines = parsed.error.issues.slice(0, 10).map((i) => {
-    const at = fieldName(i.path.filter((p): p is string | number => typeof p !== 'symbol'))
-    return `${path}: ${at || '(top level)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message}`
-  })
-  throw usageError('LOCK_INVALID', `${lines.join('\n')}\n(re-create it with: ferry manifest lock MANIFEST)`)
-}
-
-/**
- * What `bundle build` takes: a lock file (JSON, schema ferry.lock/v1) is read as it
- * is; a manifest (YAML) is locked now.
- */
-export async function loadBuildInput(path: string, opts: LockOptions = {}): Promise<LockFile> {
-  const text = await readSmallText(path, 'manifest or lock file')
-  if (/^\s*\{/.test(text)) {
-    let data: unknown
-    try {
-      data = JSON.parse(text)
-    } catch {
-      data = undefined
-    }
-    const isLock = typeof data === 'object' && data !== null && 'schema' in data && !('apiVersion' in data)
-    if (isLock) return parseLock(text, path)
-  }
-  return lockManifest(path, opts)
-}
-
 /** Where `ferry manifest lock` writes by default: manifest.lock.json beside the manifest. */
 export function defaultLockPath(manifestPath: string): string {
   return join(dirname(manifestPath), 'manifest.lock.json')
 }
+
+export {loadBuildInput, readLock} from './lock-read.js'
