@@ -283,6 +283,8 @@ packs('a pack is found by digest while intact; an index without its archive goes
     const names = await readdir(p.dir)
     assert.not.ok(names.includes(`${lost}.json`))
     assert.ok(names.includes(`${fresh}.tar`))
+    // (once old: a moment later, with no grace period)
+    await new Promise((r) => setTimeout(r, 20))
     await new Packs(p.dir, 0).locate(digest)
     assert.not.ok((await readdir(p.dir)).includes(`${fresh}.tar`))
     // edited in place: no longer intact, so neither used whole nor trusted
