@@ -39,6 +39,10 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
   } else if (url === '/close') {
     res.socket!.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n')
     res.socket!.end(big.subarray(0, 3 << 20))
+  } else if (url === '/continue') {
+    // an interim 100 answer before the real one, and a header spread over two packets
+    res.socket!.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Le')
+    setTimeout(() => res.socket!.end('ngth: 5\r\nX-Two: a\r\nX-Two: b\r\n\r\nhello'), 20)
   } else if (url === '/cut') {
     res.setHeader('content-length', big.length)
     res.write(big.subarray(0, 1 << 20), () => setTimeout(() => res.socket!.destroy(), 20))
@@ -110,6 +114,13 @@ test('chunked and read-until-close bodies are decoded', async () => {
   const closed = await drain(await getBody(`${ctx.base}/close`))
   assert.is(closed.bytes, 3 << 20)
   assert.is(closed.sha, createHash('sha256').update(big.subarray(0, 3 << 20)).digest('hex'))
+})
+
+test('an interim 1xx answer is skipped; a head split across reads and repeated headers are read right', async () => {
+  const res = await getBody(`${ctx.base}/continue`)
+  assert.is(res.status, 200)
+  assert.is(res.headers.get('x-two'), 'a, b')
+  assert.is(await res.text(), 'hello')
 })
 
 test('over TLS with the CA given, a slow reader gets every byte; without it the certificate is refused', async () => {
