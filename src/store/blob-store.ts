@@ -7,6 +7,7 @@ import {asLocalIoError, integrityError} from '../ui/errors.js'
 import {BlobWriter} from './blob-writer.js'
 import {digestHex, toDigest} from './hashing.js'
 import {Packs} from './packs.js'
+import {processAlive} from './pid-lock.js'
 
 /** What the caller knows about a blob before it arrives; anything given is checked. */
 export interface BlobExpectation {
@@ -55,16 +56,6 @@ export function checkBlob(actual: BlobInfo, expect: BlobExpectation, what: strin
 }
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
-
-/** True when a process with this pid exists (EPERM means it exists but is not ours). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 const uniqueSuffix = () => `${process.pid}.${randomBytes(6).toString('hex')}`
 

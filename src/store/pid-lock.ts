@@ -6,7 +6,8 @@ export interface PidLock {
   release(): Promise<void>
 }
 
-function alive(pid: number): boolean {
+/** True when a process with this pid exists (EPERM means it exists but is not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -31,7 +32,7 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
     const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10)
-    if (Number.isInteger(owner) && owner > 0 && alive(owner) && owner !== process.pid) {
+    if (Number.isInteger(owner) && owner > 0 && processAlive(owner) && owner !== process.pid) {
       throw new FerryError('busy', 'LOCKED', `${what} is busy: process ${owner} holds ${path}; wait for it to finish`)
     }
     // Stale (owner gone, or file empty from a kill between create and write): break it and retry.
