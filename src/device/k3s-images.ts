@@ -4,7 +4,7 @@ import {access, link, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import {syncDir} from '../store/atomic-file.js'
+import {cannotLink, syncDir} from '../store/atomic-file.js'
 import {asLocalIoError} from '../ui/errors.js'
 import {deviceBlobPath, ociArchive} from './oci-archive.js'
 import type {SlotManifest} from './state-format.js'
@@ -35,7 +35,7 @@ async function placeFile(source: string, target: string): Promise<void> {
     try {
       await link(source, temp)
     } catch (err) {
-      if (!['EXDEV', 'EPERM', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
+      if (!cannotLink(err)) throw err
       await pipeline(createReadStream(source), createWriteStream(temp, {flags: 'wx'}))
       await fsyncFile(temp)
     }

@@ -1,10 +1,9 @@
 import {copyFile, chmod, link, mkdir, open, rm} from 'node:fs/promises'
 import {dirname, join, normalize, sep} from 'node:path'
 import type {BundleManifest} from '../bundle/format.js'
-import {syncDir} from '../store/atomic-file.js'
+import {cannotLink, syncDir, writeFileAtomic} from '../store/atomic-file.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {DeviceBlobs} from './device-blobs.js'
-import {writeFileAtomic} from '../store/atomic-file.js'
 import {type DevicePaths, type SlotName, slotDir} from './paths.js'
 import type {SlotManifest} from './state-format.js'
 import {checkpoint} from './testing.js'
@@ -53,8 +52,7 @@ async function install(blobPath: string, target: string, dest: string): Promise<
       await link(blobPath, target)
       return
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err
+      if (!cannotLink(err)) throw err
     }
   }
   await copyFile(blobPath, target)

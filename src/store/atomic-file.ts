@@ -44,3 +44,10 @@ export async function writeFullyAt(fh: FileHandle, bytes: Buffer, position: numb
     done += bytesWritten
   }
 }
+
+/** Errors of `link` that say a hard link cannot be made here (another file system, or one without links): copy instead. */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS'])
+
+export function cannotLink(err: unknown): boolean {
+  return NO_LINK.has((err as NodeJS.ErrnoException).code ?? '')
+}

@@ -1,6 +1,6 @@
 import {link, readdir, readFile, stat, unlink} from 'node:fs/promises'
 import path from 'node:path'
-import {writeFileAtomic} from './atomic-file.js'
+import {cannotLink, writeFileAtomic} from './atomic-file.js'
 
 /**
  * Bundles the store keeps as packs: `packs/<sha256>.tar`, a hard link to a bundle archive this
@@ -46,9 +46,6 @@ interface Pack {
 
 /** How long an archive may sit here without its index before it counts as left by a killed build. */
 const ORPHAN_AGE_MS = 10 * 60_000
-
-/** Errors that say a hard link cannot be made here: another file system, or one without links. */
-const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS'])
 
 export class Packs {
   private loaded?: Promise<Map<string, PackedBlob>>
@@ -129,7 +126,7 @@ export class Packs {
     try {
       await link(archive, target)
     } catch (err) {
-      if (NO_LINK.has((err as NodeJS.ErrnoException).code ?? '')) return false
+      if (cannotLink(err)) return false
       throw err
     }
     const info = await stat(target)
