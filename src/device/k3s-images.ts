@@ -1,10 +1,10 @@
 import {randomBytes} from 'node:crypto'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {access, link, mkdir, open, rename, rm} from 'node:fs/promises'
+import {access, link, mkdir, rename, rm} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import {cannotLink, syncDir} from '../store/atomic-file.js'
+import {cannotLink, fsyncFile, syncDir} from '../store/atomic-file.js'
 import {asLocalIoError} from '../ui/errors.js'
 import {deviceBlobPath, ociArchive} from './oci-archive.js'
 import type {SlotManifest} from './state-format.js'
@@ -18,15 +18,6 @@ export function airgapArchives(release: SlotManifest): SlotManifest['artifacts']
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false)
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
 
 /** Puts `source` at `target` as a whole file, by hard link when possible, else by copy; temp + rename. */
 async function placeFile(source: string, target: string): Promise<void> {

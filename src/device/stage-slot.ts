@@ -1,7 +1,7 @@
-import {copyFile, chmod, link, mkdir, open, rm} from 'node:fs/promises'
+import {copyFile, chmod, link, mkdir, rm} from 'node:fs/promises'
 import {dirname, join, normalize, sep} from 'node:path'
 import type {BundleManifest} from '../bundle/format.js'
-import {cannotLink, syncDir, writeFileAtomic} from '../store/atomic-file.js'
+import {cannotLink, fsyncFile, syncDir, writeFileAtomic} from '../store/atomic-file.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import type {DeviceBlobs} from './device-blobs.js'
 import {type DevicePaths, type SlotName, slotDir} from './paths.js'
@@ -28,15 +28,6 @@ function slotPath(root: string, dest: string, artifact: string): string {
     throw integrityError('BAD_DEST', `artifact ${artifact} wants to be installed at "${dest}", outside its slot or over Ferry's own files`)
   }
   return join(root, clean)
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
 }
 
 /**

@@ -51,3 +51,13 @@ const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'E
 export function cannotLink(err: unknown): boolean {
   return NO_LINK.has((err as NodeJS.ErrnoException).code ?? '')
 }
+
+/** Flushes a file that is already written and closed to the disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}

@@ -1,9 +1,11 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises'
+import {chmod, mkdir, readdir, rename, stat, unlink} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
+import {mapPool} from '../sources/pool.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
+import {fsyncFile} from './atomic-file.js'
 import {BlobWriter} from './blob-writer.js'
 import {digestHex, toDigest} from './hashing.js'
 import {Packs} from './packs.js'
@@ -261,29 +263,19 @@ export class BlobStore {
    */
   async seal(digests: Iterable<string>): Promise<number> {
     const todo = [...new Set(digests)].filter((d) => this.checked.has(d))
-    let sealed = 0
-    let next = 0
-    const worker = async () => {
-      while (next < todo.length) {
-        const file = this.pathOf(todo[next++])
-        try {
-          const info = await stat(file)
-          if ((info.mode & 0o222) === 0) continue
-          const handle = await open(file, 'r')
-          try {
-            await handle.sync()
-          } finally {
-            await handle.close()
-          }
-          await chmod(file, SEALED_MODE)
-          sealed++
-        } catch {
-          // left unsealed: it is hashed again where it is next used
-        }
+    const done = await mapPool(todo, 4, async (digest) => {
+      const file = this.pathOf(digest)
+      try {
+        if (((await stat(file)).mode & 0o222) === 0) return false
+        await fsyncFile(file)
+        await chmod(file, SEALED_MODE)
+        return true
+      } catch {
+        // left unsealed: it is hashed again where it is next used
+        return false
       }
-    }
-    await Promise.all(Array.from({length: Math.min(4, todo.length)}, worker))
-    return sealed
+    })
+    return done.filter(Boolean).length
   }
 
   /**
