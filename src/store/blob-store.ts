@@ -234,19 +234,12 @@ export class BlobStore {
   }
 
   /**
-   * True when this instance hashed the blob's bytes itself as they landed; any other blob found in
-   * the store (an earlier run's, maybe cut short by a power failure) must be hashed where it is used.
-   */
-  checkedHere(digest: string): boolean {
-    return this.checked.has(digest)
-  }
-
-  /**
-   * True when the blob's bytes need not be hashed again where they are used: this instance hashed
-   * them (as they landed, or on a use: `markChecked`), or the blob is sealed.
+   * True when the blob's bytes need not be hashed again where they are used: its own file, which
+   * this instance hashed (as it landed, or on a use: `markChecked`) or which is sealed, or else an
+   * intact pack holding it (see `locate`).
    */
   async trusted(digest: string): Promise<boolean> {
-    return this.checked.has(digest) || ((await this.has(digest))?.sealed ?? false)
+    return (await this.locate(digest))?.trusted ?? false
   }
 
   /** Records that the blob's bytes in the store were just hashed and matched its digest. */
