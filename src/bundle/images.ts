@@ -1,8 +1,8 @@
 import {Readable} from 'node:stream'
 import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
 import {mapPool} from '../sources/pool.js'
-import {checkConfigPlatform, configPlatform, parseImageDocument, parsePlatform, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
-import {ImageSources, type ImageSource} from '../sources/oci/image-source.js'
+import {checkConfigPlatform, parseImageDocument, parsePlatform, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
+import {ImageSources, manifestPlatform, type ImageSource} from '../sources/oci/image-source.js'
 import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
@@ -99,12 +99,12 @@ export async function planImages(lock: LockFile, options: PlanImagesOptions): Pr
         if (doc.kind === 'manifest') manifests.push(doc)
       }
     }
-    // A single manifest's platform was read from its config when the lock was made; a lock
-    // without it (written by hand or by an older version) has the config read now.
-    if (root.kind === 'manifest' && a.platforms?.length !== 1 && root.config.size <= 4 << 20) {
-      checkConfigPlatform(configPlatform(await source.config(root.config)), lock.platforms, source.name)
+    if (root.kind === 'manifest') {
+      // A single manifest's platform was read from its config when the lock was made; a lock
+      // without it (written by hand or by an older version) has the config read now.
+      const recorded = a.platforms?.length === 1 ? parsePlatform(a.platforms[0]) : undefined
+      checkConfigPlatform(recorded ?? (await manifestPlatform(source, root.config)), lock.platforms, source.name)
     }
-    if (root.kind === 'manifest' && a.platforms?.length === 1) checkConfigPlatform(parsePlatform(a.platforms[0]), lock.platforms, source.name)
     for (const m of manifests) {
       if (m.kind !== 'manifest') continue
       need(source, m.config)

@@ -1,10 +1,13 @@
 import type {BlobStore} from '../../store/blob-store.js'
 import type {BlobWriter} from '../../store/blob-writer.js'
-import type {Descriptor} from './document.js'
+import {configPlatform, type Descriptor, type Platform} from './document.js'
 import {openLayoutSource} from './layout-source.js'
 import type {ImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
 import {RegistryPool} from './registry-source.js'
+
+/** The largest image config read into memory (a config is a few KiB; anything far larger is not one). */
+export const MAX_CONFIG = 4 << 20
 
 /** A manifest or index as fetched, with the digest of its exact bytes. */
 export interface FetchedDocument {
@@ -44,4 +47,9 @@ export class ImageSources {
     if (ref.transport === 'registry') return this.registries.source(ref)
     return openLayoutSource(ref)
   }
+}
+
+/** The one platform a single-manifest image runs on, as its config names it; undefined when it names none (or the config is too large to be one). */
+export async function manifestPlatform(source: ImageSource, config: Descriptor): Promise<Platform | undefined> {
+  return config.size <= MAX_CONFIG ? configPlatform(await source.config(config)) : undefined
 }

@@ -1,8 +1,8 @@
 import type {LockedArtifact} from '../../manifest/lock-format.js'
 import type {ProgressListener} from '../../ui/progress.js'
 import {mapPool} from '../pool.js'
-import {checkConfigPlatform, configPlatform, parseImageDocument, platformString, selectPlatforms} from './document.js'
-import {ImageSources} from './image-source.js'
+import {checkConfigPlatform, parseImageDocument, platformString, selectPlatforms} from './document.js'
+import {ImageSources, manifestPlatform} from './image-source.js'
 import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
 
@@ -43,7 +43,7 @@ export async function resolveImages(images: string[], platforms: string[], opts:
     } else {
       size += doc.config.size + doc.layers.reduce((n, l) => n + l.size, 0)
       // one platform, named in the config: checked now rather than at build, and shown by inspect
-      const platform = doc.config.size <= 4 << 20 ? configPlatform(await source.config(doc.config)) : undefined
+      const platform = await manifestPlatform(source, doc.config)
       checkConfigPlatform(platform, platforms, source.name)
       if (platform) kept = [platformString(platform)]
     }
