@@ -72,6 +72,9 @@ export function platformString(p: Platform | undefined): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
 }
 
+/** The largest image config read into memory (a config is a few KiB; anything far larger is not one). */
+export const MAX_CONFIG = 4 << 20
+
 /** The platform an image config names (`os`, `architecture`, `variant`); undefined when it names none or is not JSON. */
 export function configPlatform(bytes: Buffer): Platform | undefined {
   try {

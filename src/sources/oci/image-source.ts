@@ -1,13 +1,10 @@
 import type {BlobStore} from '../../store/blob-store.js'
 import type {BlobWriter} from '../../store/blob-writer.js'
-import {configPlatform, type Descriptor, type Platform} from './document.js'
+import {configPlatform, MAX_CONFIG, type Descriptor, type Platform} from './document.js'
 import {openLayoutSource} from './layout-source.js'
 import type {ImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
 import {RegistryPool} from './registry-source.js'
-
-/** The largest image config read into memory (a config is a few KiB; anything far larger is not one). */
-export const MAX_CONFIG = 4 << 20
 
 /** A manifest or index as fetched, with the digest of its exact bytes. */
 export interface FetchedDocument {

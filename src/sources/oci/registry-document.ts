@@ -25,16 +25,21 @@ async function fetchAs(client: RegistryClient, repo: string, kind: 'manifests' |
       return undefined
     }
     if (!res.ok) throw await client.failure(res, what)
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length
-      if (size > MAX_DOCUMENT) throw integrityError('TOO_LARGE', `${what} is larger than ${MAX_DOCUMENT} bytes: not an image document`)
-      chunks.push(chunk)
-    }
-    const bytes = Buffer.concat(chunks, size)
+    const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_DOCUMENT, `${what} is larger than ${MAX_DOCUMENT} bytes: not an image document`)
     const actual = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
     if (actual !== digest) throw integrityError('DIGEST_MISMATCH', `${what}: the bytes the registry sent hash to ${actual}; the registry or a proxy changed them`)
     return bytes
   })
+}
+
+/** A small answer body (a document, a config) read whole; TOO_LARGE (`tooLarge` as the message) once it passes `max` bytes. */
+export async function readCapped(body: AsyncIterable<Buffer>, max: number, tooLarge: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > max) throw integrityError('TOO_LARGE', tooLarge)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size)
 }

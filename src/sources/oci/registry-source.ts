@@ -5,9 +5,10 @@ import type {BodyResponse} from '../body-stream.js'
 import {integrityError} from '../../ui/errors.js'
 import {withRetries} from '../http-retry.js'
 import {alignRange, appendBody, downloadInto, downloadResumable, rangeExhausted} from '../resumable.js'
-import type {Descriptor} from './document.js'
+import {MAX_CONFIG, type Descriptor} from './document.js'
 import type {FetchedDocument, ImageSource} from './image-source.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
+import {readCapped} from './registry-document.js'
 import {formatReference, type RegistryReference} from './reference.js'
 import {RegistryClient, type RegistryOptions} from './registry-client.js'
 
@@ -35,20 +36,12 @@ export class RegistryPool {
   }
 }
 
-
 /** GETs a manifest by tag or digest, reads at most 4 MiB, and ties the bytes to their digest. */
 export async function getManifest(client: RegistryClient, repository: string, reference: string, what: string): Promise<FetchedDocument> {
   return withRetries(client.policy, client.classify(what), async () => {
       const res = await client.request(repository, `/v2/${repository}/manifests/${reference}`, {headers: {Accept: MANIFEST_ACCEPT}})
       if (!res.ok) throw await client.failure(res, what)
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length
-        if (size > MAX_MANIFEST) throw integrityError('TOO_LARGE', `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`)
-        chunks.push(chunk)
-      }
-      const bytes = Buffer.concat(chunks, size)
+      const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_MANIFEST, `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`)
       const digest = sha(bytes)
       const claimed = res.headers.get('docker-content-digest')
       if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
@@ -83,11 +76,12 @@ class RegistrySource implements ImageSource {
 
   async config(desc: Descriptor): Promise<Buffer> {
     const what = `${this.name} config ${desc.digest}`
-    if (desc.size > MAX_MANIFEST) throw integrityError('TOO_LARGE', `${what}: larger than ${MAX_MANIFEST} bytes`)
+    const tooLarge = `${what}: larger than ${MAX_CONFIG} bytes`
+    if (desc.size > MAX_CONFIG) throw integrityError('TOO_LARGE', tooLarge)
     return withRetries(this.client.policy, this.client.classify(what), async () => {
       const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`)
       if (!res.ok) throw await this.client.failure(res, what)
-      const bytes = Buffer.from(await res.arrayBuffer())
+      const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_CONFIG, tooLarge)
       if (bytes.length !== desc.size || sha(bytes) !== desc.digest) {
         throw integrityError('DIGEST_MISMATCH', `${what}: the bytes received (${bytes.length}) hash to ${sha(bytes)}; the registry or a proxy changed them`)
       }
