@@ -46,6 +46,10 @@ export interface RequestOptions {
 /** What callers read of an answer, from node-fetch or from getBody. */
 export type RegistryAnswer = Response | BodyResponse
 
+/** Every request: who asks, and the bytes exactly as stored (digests and ranges count them). */
+const BASE_HEADERS = {'User-Agent': 'ferry', 'Accept-Encoding': 'identity'}
+const MAX_REDIRECTS = 10
+
 const TLS_PROTOCOL = /wrong version number|EPROTO|packet length too long|unknown protocol/i
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS/
 
@@ -106,10 +110,15 @@ export class RegistryClient {
     return fetch(url, {
       ...init,
       compress: false,
-      follow: 10,
+      follow: MAX_REDIRECTS,
       agent: (u: URL) => (u.protocol === 'http:' ? this.httpAgent : this.httpsAgent),
-      headers: {'User-Agent': 'ferry', 'Accept-Encoding': 'identity', ...(init.headers as Record<string, string>)},
+      headers: {...BASE_HEADERS, ...(init.headers as Record<string, string>)},
     })
+  }
+
+  /** A GET whose body is streamed into the store (see RequestOptions.large). */
+  private rawBody(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<BodyResponse> {
+    return getBody(url, {headers: {...BASE_HEADERS, ...headers}, tls: {ca: this.ca, rejectUnauthorized: !this.insecure}, signal, follow: MAX_REDIRECTS})
   }
 
   /** `https://host` or, for loopback and insecure registries that speak no TLS, `http://host`. */
@@ -169,15 +178,6 @@ export class RegistryClient {
     return `Bearer ${await this.tokens.token(c, scopes, creds, this.registry)}`
   }
 
-  private rawBody(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<BodyResponse> {
-    return getBody(url, {
-      headers: {'User-Agent': 'ferry', 'Accept-Encoding': 'identity', ...headers},
-      tls: {ca: this.ca, rejectUnauthorized: !this.insecure},
-      signal,
-      follow: 10,
-    })
-  }
-
   /**
    * A request under `/v2/<repository>` (or an absolute URL the registry gave, e.g. an upload
    * Location). Answers 401 once by (re)authenticating; a second 401/403 is exit 5 with the reason.
@@ -189,15 +189,9 @@ export class RegistryClient {
     const url = /^https?:\/\//.test(path) ? path : new URL(path, origin).toString()
     const send = async () => {
       const auth = await this.authorization(repository, opts)
-      if (opts.large && (opts.method ?? 'GET') === 'GET' && opts.body === undefined) {
-        return this.rawBody(url, {...opts.headers, ...(auth ? {Authorization: auth} : {})}, opts.signal)
-      }
-      return this.raw(url, {
-        method: opts.method ?? 'GET',
-        headers: {...opts.headers, ...(auth ? {Authorization: auth} : {})},
-        body: opts.body,
-        signal: opts.signal,
-      })
+      const headers = {...opts.headers, ...(auth ? {Authorization: auth} : {})}
+      if (opts.large && (opts.method ?? 'GET') === 'GET' && opts.body === undefined) return this.rawBody(url, headers, opts.signal)
+      return this.raw(url, {method: opts.method ?? 'GET', headers, body: opts.body, signal: opts.signal})
     }
     let res = await send()
     if (res.status === 401 && opts.body === undefined) {
