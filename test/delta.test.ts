@@ -2,7 +2,7 @@
 // blobs OLD lacks and names OLD as its base; `bundle verify` refuses a delta without `--base` and checks the
 // omitted blobs in the base. v2 changes one file; `factory.build(…, {images})` takes image references too,
 // so a changed image layer is one more entry in V1/V2.
-import {createHash, randomBytes} from 'node:crypto'
+import {createHash} from 'node:crypto'
 import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ferry} from './helpers/cli.js'
-import {makeImages} from './helpers/registry.js'
+import {layoutWithNewLayer, makeImages} from './helpers/registry.js'
 import {makeBundleFactory, type BuiltTestBundle, type BundleFactory, type TestFile} from './helpers/usb-bundle.js'
 
 const MiB = 1 << 20
@@ -116,11 +116,7 @@ test('one changed image layer and one changed file: the delta carries just those
   const v1Layout = join(ctx.dir, 'img-v1')
   const v2Layout = join(ctx.dir, 'img-v2')
   makeImages(v1Layout, 1, 2, 3, 2)
-  execFileSync('cp', ['-a', v1Layout, v2Layout])
-  const rootfs = join(ctx.dir, 'img-unpacked')
-  execFileSync('umoci', ['unpack', '--image', `${v2Layout}:img0`, rootfs])
-  await writeFile(join(rootfs, 'rootfs', 'patched.bin'), randomBytes(MiB))
-  execFileSync('umoci', ['repack', '--image', `${v2Layout}:img0`, rootfs])
+  await layoutWithNewLayer(v1Layout, v2Layout, 'img0', MiB)
   const v1 = await ctx.factory.build('3.0.0', V1, {outDir: join(ctx.dir, 'img-b1'), images: [`oci:${v1Layout}:img0`]})
   const full = await ctx.factory.build('4.0.0', V2, {outDir: join(ctx.dir, 'img-b2'), images: [`oci:${v2Layout}:img0`]})
   const blobsOf = (path: string) => new Map(execFileSync('tar', ['-tvf', path]).toString().trim().split('\n').filter((l) => l.includes('blobs/sha256/')).map((l) => [l.split(/\s+/).pop()!, Number(l.split(/\s+/)[2])]))

@@ -3,7 +3,6 @@
 // that image as img1 too and v1's img1 as "copy", so the delta carries img0's new layer, config and
 // manifest only.
 import {execFileSync} from 'node:child_process'
-import {randomBytes} from 'node:crypto'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -11,7 +10,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
-import {makeImages, registryDigest, skopeo, startRegistry, type Registry} from './helpers/registry.js'
+import {layoutWithNewLayer, makeImages, registryDigest, skopeo, startRegistry, type Registry} from './helpers/registry.js'
 
 interface Ctx {
   dir: string
@@ -59,11 +58,7 @@ test.before(async () => {
   const v1Layout = join(ctx.dir, 'v1')
   const v2Layout = join(ctx.dir, 'v2')
   makeImages(v1Layout, 2, 1, 0.3, 0.2)
-  execFileSync('cp', ['-a', v1Layout, v2Layout])
-  const rootfs = join(ctx.dir, 'unpacked')
-  execFileSync('umoci', ['unpack', '--image', `${v2Layout}:img0`, rootfs])
-  await writeFile(join(rootfs, 'rootfs', 'patched.bin'), randomBytes(256 * 1024))
-  execFileSync('umoci', ['repack', '--image', `${v2Layout}:img0`, rootfs])
+  await layoutWithNewLayer(v1Layout, v2Layout, 'img0', 256 * 1024)
   // v2's img1 becomes the new img0, and v1's img1 lives on as "copy", a repository new to the registry.
   const index = JSON.parse(await readFile(join(v2Layout, 'index.json'), 'utf8'))
   const named = (n: string) => index.manifests.findIndex((m: {annotations?: Record<string, string>}) => m.annotations?.['org.opencontainers.image.ref.name'] === n)

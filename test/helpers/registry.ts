@@ -3,6 +3,7 @@
 // a small Node proxy in front of one that can corrupt a blob, drop a connection, demand Bearer
 // tokens or serve a schema-1 manifest.
 import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {createServer as createNetServer} from 'node:net'
 import {mkdir, writeFile} from 'node:fs/promises'
@@ -230,4 +231,16 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
         server.close(() => resolve())
       }),
   }
+}
+
+/**
+ * Copies an OCI layout to `to` and gives `image` in the copy one more layer (a new file of
+ * `bytes` random bytes) with umoci: its other layers stay as they were.
+ */
+export async function layoutWithNewLayer(from: string, to: string, image: string, bytes: number): Promise<void> {
+  execFileSync('cp', ['-a', from, to])
+  const rootfs = `${to}-unpacked`
+  execFileSync('umoci', ['unpack', '--image', `${to}:${image}`, rootfs])
+  await writeFile(join(rootfs, 'rootfs', 'patched.bin'), randomBytes(bytes))
+  execFileSync('umoci', ['repack', '--image', `${to}:${image}`, rootfs])
 }
