@@ -2,15 +2,18 @@ import {randomBytes} from 'node:crypto'
 import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 
-/** fsync a folder so a rename in it survives a power cut (or a pulled stick). */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
+/** Flushes a file (already written and closed) or a folder to the disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r')
   try {
-    await fh.sync()
+    await handle.sync()
   } finally {
-    await fh.close()
+    await handle.close()
   }
 }
+
+/** fsync a folder so a rename in it survives a power cut (or a pulled stick). */
+export const syncDir: (dir: string) => Promise<void> = fsyncFile
 
 /**
  * Writes a small file so that a power cut leaves either the old content or the
@@ -50,14 +53,4 @@ const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'E
 
 export function cannotLink(err: unknown): boolean {
   return NO_LINK.has((err as NodeJS.ErrnoException).code ?? '')
-}
-
-/** Flushes a file that is already written and closed to the disk. */
-export async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
