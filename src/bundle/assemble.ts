@@ -142,7 +142,8 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
     located.set(blob.digest, at)
     Object.assign(blob, {path: at.path, offset: at.offset, fresh: at.trusted})
   }
-  const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest))
+  // In archive order: the writer and the archive's hash follow close behind the downloads.
+  const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest)).sort((x, y) => layout.offsets.get(x.digest)! - layout.offsets.get(y.digest)!)
   const fileWork = needed(files.jobs)
   const imageWork = needed(images.jobs)
   const inPlace = new Set(direct ? imageWork.filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])

@@ -85,6 +85,8 @@ class ArchiveWriter {
   readonly verified: string[] = []
   /** blob checks reading the current slab */
   private steps: Array<Promise<unknown>> = []
+  /** in-place blobs the hash thread is reading back */
+  private readonly readBacks: Array<Promise<void>> = []
   /** bytes handed to the archive so far */
   written = 0
 
@@ -135,19 +137,22 @@ class ArchiveWriter {
     }
   }
 
-  /** Hashes a blob's bytes that a download put at their place in the archive, once it is done. */
+  /**
+   * Hashes a blob's bytes that a download put at their place in the archive, once it is done: the
+   * hash thread reads them back itself, after the slabs handed to it before.
+   */
   async hashInPlace(blob: BlobFile): Promise<void> {
     if (blob.ready) await blob.ready
+    if (this.failed) throw this.failed
     if (this.fill > 0) this.dispatch()
-    let done = 0
-    while (done < blob.size) {
-      const slab = await this.current()
-      const {bytesRead} = await this.out.read(slab.buffer, 0, Math.min(SLAB_BYTES, blob.size - done), this.written)
-      if (bytesRead === 0) throw new Error(`the archive ended inside blob ${blob.digest}`)
-      done += bytesRead
-      this.fill = bytesRead
-      this.dispatch(false)
-    }
+    const at = this.written
+    this.written += blob.size
+    this.readBacks.push(
+      this.hash.updateFromFile(this.out.fd, at, blob.size).catch((err: unknown) => {
+        this.failed ??= err
+      }),
+    )
+    this.onChunk()
   }
 
   async copyFile(blob: BlobFile): Promise<void> {
@@ -196,7 +201,7 @@ class ArchiveWriter {
   /** Waits for every write and hash; the archive's sha256, or STORE_CORRUPT naming the damaged blobs. */
   async finish(): Promise<string> {
     if (this.fill > 0) this.dispatch()
-    await Promise.all(this.slabs.map((s) => s.busy))
+    await Promise.all([...this.slabs.map((s) => s.busy), ...this.readBacks])
     const corrupt = (await Promise.all(this.checks)).filter((d): d is string => d !== undefined)
     if (this.failed) throw this.failed
     for (const s of this.slabs) returnSlab(s.buffer)
@@ -208,7 +213,7 @@ class ArchiveWriter {
 
   /** Stops after a failure: waits for what is in flight so no slab is reused while read. */
   async abandon(): Promise<void> {
-    await Promise.all([...this.slabs.map((s) => s.busy), ...this.steps.map((p) => p.catch(() => undefined))])
+    await Promise.all([...this.slabs.map((s) => s.busy), ...this.readBacks, ...this.steps.map((p) => p.catch(() => undefined))])
     this.hash.drop()
   }
 }
