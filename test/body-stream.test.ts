@@ -11,7 +11,7 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {getBody, type BodyResponse} from '../src/sources/body-stream.js'
+import {getBody, type BodyResponse, type BodySink} from '../src/sources/body-stream.js'
 
 const test = suite('body-stream')
 const big = randomBytes(12 << 20)
@@ -78,6 +78,56 @@ async function drain(res: BodyResponse): Promise<{bytes: number; sha: string}> {
     bytes += piece.length
   }
   return {bytes, sha: hash.digest('hex')}
+}
+
+
+/**
+ * A sink like the blob writer's: a ring of two odd-sized buffers, filled region by region; a full
+ * buffer is "written" (hashed) a little later, and the sink asks to wait while the next one is
+ * still busy. Counts the bytes copied into its regions by the reader (the rest landed there
+ * straight from the socket) and any call made after `closed` was set.
+ */
+function ringSink(size = 300_007) {
+  const ring = [Buffer.alloc(size), Buffer.alloc(size)]
+  const busy: Array<Promise<void> | undefined> = [undefined, undefined]
+  const hash = createHash('sha256')
+  const state = {bytes: 0, copied: 0, waits: 0, late: 0, closed: false, turn: 0, fill: 0}
+  const sink: BodySink = {
+    region() {
+      if (state.closed) state.late++
+      const view = ring[state.turn].subarray(state.fill)
+      // the reader copies with set(); a socket read into the region does not
+      view.set = (array: ArrayLike<number>, offset?: number) => {
+        state.copied += array.length
+        Uint8Array.prototype.set.call(view, array, offset)
+      }
+      return view
+    },
+    took(n) {
+      if (state.closed) state.late++
+      state.bytes += n
+      state.fill += n
+      if (state.fill < size) return undefined
+      const full = ring[state.turn]
+      const index = state.turn
+      busy[index] = sleep(2).then(() => {
+        hash.update(full)
+        busy[index] = undefined
+      })
+      state.turn = 1 - state.turn
+      state.fill = 0
+      const next = busy[state.turn]
+      if (!next) return undefined
+      state.waits++
+      return next
+    },
+  }
+  const finish = async () => {
+    await Promise.all(busy)
+    hash.update(ring[state.turn].subarray(0, state.fill))
+    return hash.digest('hex')
+  }
+  return {sink, state, finish}
 }
 
 test.before(async () => {
@@ -187,6 +237,71 @@ test('an error answer is readable as text; an abort stops a body mid-way; a refu
   } catch (err) {
     assert.is((err as {code?: string}).code, 'ECONNREFUSED')
   }
+})
+
+test('pipeInto: a Content-Length body lands straight in the sink, read by read, and waits while the sink is busy', async () => {
+  const {sink, state, finish} = ringSink()
+  const res = await getBody(`${ctx.base}/length`)
+  await res.pipeInto(sink)
+  assert.is(state.bytes, big.length)
+  assert.is(await finish(), bigSha)
+  assert.ok(state.waits > 0, 'the sink never made the reader wait')
+  // only what came with the head (and the read chosen before the sink took over) is copied
+  assert.ok(state.copied < 1 << 20, `${state.copied} of ${big.length} bytes were copied`)
+})
+
+test('pipeInto: chunked, read-until-close and TLS bodies are copied into the sink intact', async () => {
+  for (const [url, opts, sha] of [
+    [`${ctx.base}/chunked`, {}, bigSha],
+    [`${ctx.base}/close`, {}, createHash('sha256').update(big.subarray(0, 3 << 20)).digest('hex')],
+    [`${ctx.tlsBase}/length`, {tls: {ca: [ctx.ca]}}, bigSha],
+  ] as const) {
+    const {sink, finish} = ringSink()
+    await (await getBody(url, opts)).pipeInto(sink)
+    assert.is(await finish(), sha, url)
+  }
+})
+
+test('pipeInto: a body cut short, a sink that refuses more bytes, an abort: each fails, and nothing reaches the sink after', async () => {
+  const cut = ringSink()
+  try {
+    await (await getBody(`${ctx.base}/cut`)).pipeInto(cut.sink)
+    assert.unreachable('a truncated body ended normally')
+  } catch (err) {
+    assert.is((err as {code?: string}).code, 'ERR_STREAM_PREMATURE_CLOSE')
+  }
+  cut.state.closed = true
+
+  const refusing = ringSink()
+  const took = refusing.sink.took
+  refusing.sink.took = (n) => {
+    if (refusing.state.bytes + n > 2 << 20) throw new Error('too many bytes')
+    return took(n)
+  }
+  try {
+    await (await getBody(`${ctx.base}/length`)).pipeInto(refusing.sink)
+    assert.unreachable('the sink refused bytes and the body went on')
+  } catch (err) {
+    assert.is((err as Error).message, 'too many bytes')
+  }
+  refusing.state.closed = true
+
+  const controller = new AbortController()
+  const aborted = ringSink()
+  const res = await getBody(`${ctx.base}/length`, {signal: controller.signal})
+  setTimeout(() => controller.abort(), 1)
+  const slow = aborted.sink.took
+  aborted.sink.took = (n) => slow(n) ?? sleep(1)
+  try {
+    await res.pipeInto(aborted.sink)
+    assert.unreachable('the body went on after the abort')
+  } catch (err) {
+    assert.is((err as Error).name, 'AbortError')
+  }
+  aborted.state.closed = true
+  assert.ok(aborted.state.bytes < big.length)
+  await sleep(50)
+  assert.is(cut.state.late + refusing.state.late + aborted.state.late, 0)
 })
 
 test.run()

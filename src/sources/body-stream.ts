@@ -8,8 +8,10 @@ import tls from 'node:tls'
  * have piled up, which is most of a build's memory. Here a plain-HTTP read lands in the
  * connection's own buffer, body pieces are handed out as views of it, and the socket stays
  * paused until the consumer asks for the next piece: no per-read garbage, and natural
- * backpressure. (Over TLS, decrypted pieces are copied into a second reused buffer: TLS
- * decrypts ahead of a pause.)
+ * backpressure. A consumer that has buffers of its own (the blob writer's slabs) can take the
+ * body with `pipeInto`: each read then lands straight in the region it names next, so body bytes
+ * are never copied in user space. (Over TLS, decrypted pieces are copied into a second reused
+ * buffer: TLS decrypts ahead of a pause.)
  *
  * HTTP/1.1 only, one request per connection (`Connection: close`): bodies this large make a
  * handshake per request negligible. Content-Length, chunked and read-until-close bodies;
@@ -26,6 +28,17 @@ export interface BodyRequest {
   follow?: number
 }
 
+/**
+ * Where a body can be read straight into (a writer's buffers): each socket read lands in the
+ * region last given, so the bytes are never copied in user space.
+ */
+export interface BodySink {
+  /** where the next bytes go (at least one byte); it stays free until `took` says otherwise */
+  region(): Uint8Array
+  /** `n` bytes landed at the start of the last region; when a promise comes back, nothing more is read into the sink until it settles */
+  took(n: number): Promise<void> | undefined
+}
+
 export interface BodyResponse {
   status: number
   statusText: string
@@ -38,6 +51,11 @@ export interface BodyResponse {
    * only until the next one is asked for: copy what must be kept.
    */
   body: AsyncIterable<Uint8Array>
+  /**
+   * Reads the body into `sink`, straight from the socket where the connection allows it (plain
+   * HTTP with a Content-Length), else piece by piece copied in. Use either this or `body`.
+   */
+  pipeInto(sink: BodySink): Promise<void>
   /** the whole body as text (error answers, small documents) */
   text(): Promise<string>
   arrayBuffer(): Promise<ArrayBuffer>
@@ -117,6 +135,12 @@ class Exchange {
   private failure?: Error
   private wake?: () => void
   private released = false
+  /** the sink taking a body of known length over plain HTTP, and the region the next read lands in */
+  private sink?: BodySink
+  private region?: Uint8Array
+  /** the sink asked to wait: the socket is paused until it is ready */
+  private sinkWaits = false
+  private sinkDone?: {resolve(): void; reject(e: Error): void}
   private readonly onHead: Promise<Head>
   private settleHead!: {resolve(h: Head): void; reject(e: Error): void}
 
@@ -140,7 +164,9 @@ class Exchange {
       const secureContext = options.tls?.ca ? contextFor(options.tls.ca) : undefined
       this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, secureContext, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'], onread} as tls.ConnectionOptions)
     } else {
-      this.socket = net.connect({host, port, onread: {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => this.received(buf.subarray(0, n))}})
+      // The buffer for each read is chosen right after the one before: the connection's own, or a sink's region.
+      const onread = {buffer: () => this.nextBuffer(), callback: (n: number, buf: Uint8Array) => (buf === this.region ? this.landed(n) : this.received(buf.subarray(0, n)))}
+      this.socket = net.connect({host, port, onread} as net.NetConnectOpts)
     }
     this.socket.setNoDelay(true)
     this.socket.on('error', (err) => this.fail(err))
@@ -206,10 +232,88 @@ class Exchange {
       this.fail(err as Error)
       return true
     }
+    if (this.sink) return this.flow(undefined)
     if (this.queue.length === 0) return true
     this.socket.pause()
     this.wake?.()
     return false
+  }
+
+  /** The buffer the next socket read goes into: the sink's region while it takes a body of known length. */
+  private nextBuffer(): Uint8Array {
+    const f = this.framing
+    if (this.sink && f.kind === 'length' && f.left > 0 && this.queue.length === 0 && !this.failure) {
+      const region = this.sink.region()
+      this.region = region.length > f.left ? region.subarray(0, f.left) : region
+      return this.region
+    }
+    this.region = undefined
+    return this.buffer
+  }
+
+  /** `n` body bytes a read put straight into the sink's region. Returns false to pause. */
+  private landed(n: number): boolean {
+    if (this.failure || this.finished) return true
+    const f = this.framing as {kind: 'length'; left: number}
+    f.left -= n
+    let wait: Promise<void> | undefined
+    try {
+      wait = this.sink!.took(n)
+    } catch (err) {
+      this.fail(err as Error)
+      return true
+    }
+    if (f.left === 0) this.finish()
+    return this.flow(wait)
+  }
+
+  /** Copies queued pieces (read into the connection's buffer) into the sink; stops where the sink asks to wait. */
+  private drain(): Promise<void> | undefined {
+    const sink = this.sink!
+    while (this.queue.length > 0) {
+      const piece = this.queue[0]
+      const region = sink.region()
+      const n = Math.min(region.length, piece.length)
+      region.set(n === piece.length ? piece : piece.subarray(0, n))
+      if (n === piece.length) this.queue.shift()
+      else this.queue[0] = piece.subarray(n)
+      const wait = sink.took(n)
+      if (wait) return wait
+    }
+    return undefined
+  }
+
+  /**
+   * Keeps bytes moving into the sink: copies what is queued, and pauses the socket while the sink
+   * waits (then carries on). Returns whether the socket may go on reading now.
+   */
+  private flow(wait: Promise<void> | undefined): boolean {
+    try {
+      wait ??= this.drain()
+    } catch (err) {
+      this.fail(err as Error)
+      return true
+    }
+    if (!wait) {
+      this.sinkCheck()
+      return true
+    }
+    this.sinkWaits = true
+    this.socket.pause()
+    wait.then(
+      () => {
+        this.sinkWaits = false
+        if (this.failure) return
+        if (this.flow(undefined) && !this.finished) this.socket.resume()
+      },
+      (err: Error) => this.fail(err),
+    )
+    return false
+  }
+
+  /** The sink has the whole body once it is read, copied in and nothing is waited for. */
+  private sinkCheck(): void {
+    if (this.sinkDone && this.finished && this.queue.length === 0 && !this.sinkWaits) this.sinkDone.resolve()
   }
 
   private frame(head: Head): Framing {
@@ -277,6 +381,7 @@ class Exchange {
     if (this.finished) return
     this.finished = true
     this.wake?.()
+    this.sinkCheck()
   }
 
   private ended(): void {
@@ -290,6 +395,7 @@ class Exchange {
     if (this.failure || (this.finished && this.queue.length === 0 && this.released)) return
     this.failure = err
     this.settleHead.reject(err)
+    this.sinkDone?.reject(err)
     this.wake?.()
     this.release()
   }
@@ -304,6 +410,40 @@ class Exchange {
     this.socket.once('close', () => {
       for (const b of [this.buffer, this.stage]) if (b && spare.length < 32) spare.push(b)
     })
+  }
+
+  async pipeInto(sink: BodySink): Promise<void> {
+    if (this.stage || this.framing.kind !== 'length') {
+      // TLS, chunked or read-until-close: piece by piece, copied in
+      for await (const piece of this.pieces()) {
+        for (let at = 0; at < piece.length; ) {
+          const region = sink.region()
+          const n = Math.min(region.length, piece.length - at)
+          region.set(piece.subarray(at, at + n))
+          at += n
+          const wait = sink.took(n)
+          if (wait) await wait
+        }
+      }
+      return
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.sinkDone = {resolve, reject}
+        if (this.failure) return reject(this.failure)
+        this.sink = sink
+        // What was read along with the head is copied in; from the next read on, bytes land in the sink.
+        if (this.flow(undefined) && !this.finished) this.socket.resume()
+      })
+    } catch (err) {
+      // No read may land in the sink once this returns: wait for the socket to be closed.
+      this.release()
+      if (!this.socket.closed) await new Promise((resolve) => this.socket.once('close', resolve))
+      throw err
+    } finally {
+      this.sink = undefined
+      this.release()
+    }
   }
 
   async *pieces(): AsyncGenerator<Uint8Array> {
@@ -344,6 +484,7 @@ function respond(exchange: Exchange, head: Head): BodyResponse {
     url: exchange.url.toString(),
     headers: {get: (name: string) => head.headers.get(name.toLowerCase()) ?? null},
     body,
+    pipeInto: (sink) => exchange.pipeInto(sink),
     text: async () => (await all()).toString('utf8'),
     arrayBuffer: async () => {
       const b = await all()

@@ -190,7 +190,7 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
       const total = expect.size ?? announced
       progress.total = total
       progress.update(writer.size, true)
-      await appendBody(writer, res.body, total, label, {
+      await appendBody(writer, res, total, label, {
         maxSize: expect.size,
         what,
         onData: (n) => {

@@ -3,8 +3,8 @@ import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
 
 /**
- * Bytes gathered before one write and one hash step. Incoming chunks are copied into a few reused
- * slabs; while one fills, the previous ones are written and hashed (on a worker thread) at once.
+ * Bytes gathered before one write and one hash step. Incoming bytes go into a few reused slabs;
+ * while one fills, the previous ones are written and hashed (on a worker thread) at once.
  */
 const SLAB_BYTES = 512 << 10
 const SLABS = 2
@@ -16,6 +16,14 @@ export interface AppendOptions {
   what?: string
   /** called with the byte count of each chunk as it is taken in (progress, idle timers) */
   onData?: (bytes: number) => void
+}
+
+/**
+ * A source that reads straight into the writer's slabs (a socket told where its next read goes):
+ * see BodySink in sources/body-stream.ts.
+ */
+export interface DirectSource {
+  pipeInto(sink: {region(): Uint8Array; took(n: number): Promise<void> | undefined}): Promise<void>
 }
 
 export interface BlobWriterOptions {
@@ -47,12 +55,15 @@ interface Slab {
   buffer: Buffer
   /** the write and the hash step of its last batch */
   busy: Promise<unknown>
+  /** whether `busy` has settled */
+  free: boolean
 }
 
 /**
  * Appends streamed bytes to one file while hashing them in the same pass. The hash always covers
  * exactly the bytes in the file, so a writer interrupted by its source can take more bytes later
- * (a resumed download). Chunks are copied in: their producer may reuse them once handed over.
+ * (a resumed download). Chunks of an iterable are copied in (their producer may reuse them once
+ * handed over); a direct source reads into the slabs themselves.
  */
 export class BlobWriter {
   private hash: RemoteHash = remoteHash()
@@ -107,7 +118,7 @@ export class BlobWriter {
   }
 
   private slab(index: number): Slab {
-    this.slabs[index] ??= {buffer: takeSlab(SLAB_BYTES), busy: Promise.resolve()}
+    this.slabs[index] ??= {buffer: takeSlab(SLAB_BYTES), busy: Promise.resolve(), free: true}
     return this.slabs[index]
   }
 
@@ -128,8 +139,11 @@ export class BlobWriter {
     this.hashed = true
   }
 
-  /** Takes in every chunk of `source`, writing and hashing; returns the number of bytes added. */
-  async append(source: AsyncIterable<Uint8Array>, options: AppendOptions = {}): Promise<number> {
+  /**
+   * Takes in every chunk of `source`, writing and hashing; returns the number of bytes added. A
+   * direct source reads straight into the slabs; chunks of an iterable are copied in.
+   */
+  async append(source: AsyncIterable<Uint8Array> | DirectSource, options: AppendOptions = {}): Promise<number> {
     if (this.broken) throw this.broken
     await this.ensureHashed()
     const start = this.size
@@ -138,8 +152,9 @@ export class BlobWriter {
     let slab = this.slab(turn)
     let fill = 0
 
-    // Writes and hashes the filled part of the current slab, then waits for the next one to be free.
-    const flush = async (): Promise<void> => {
+    // Hands the filled part of the current slab to a write and a hash step and moves to the next
+    // slab; returns what to wait for before filling that one, if it is still busy.
+    const dispatch = (): Promise<void> | undefined => {
       if (fill > 0) {
         const view = slab.buffer.subarray(0, fill)
         const at = written
@@ -154,41 +169,64 @@ export class BlobWriter {
           this.broken ??= err
           throw err
         })
-        slab.busy = Promise.all([write, hash])
-        // Awaited when the slab comes round again or at the end; marked handled so a failure in between is not reported twice.
-        slab.busy.catch(() => undefined)
+        const done = slab
+        done.free = false
+        done.busy = Promise.all([write, hash])
+        done.busy.then(
+          () => (done.free = true),
+          () => (done.free = true),
+        )
         turn = (turn + 1) % SLABS
         slab = this.slab(turn)
       }
-      await slab.busy
       if (this.broken) throw this.broken
+      if (slab.free) return undefined
+      return slab.busy.then(() => {
+        if (this.broken) throw this.broken
+      })
+    }
+    const take = (n: number) => {
+      if (options.maxSize !== undefined && this.size + n > options.maxSize) {
+        throw integrityError(
+          'SIZE_MISMATCH',
+          `${options.what ?? this.path}: size mismatch: expected ${options.maxSize} bytes, got more; the source does not hold the expected content`,
+          {expected: options.maxSize},
+        )
+      }
+      this.bytes += n
+      options.onData?.(n)
     }
 
     try {
       await slab.busy
-      for await (const chunk of source) {
-        const n = chunk.byteLength
-        if (options.maxSize !== undefined && this.size + n > options.maxSize) {
-          throw integrityError(
-            'SIZE_MISMATCH',
-            `${options.what ?? this.path}: size mismatch: expected ${options.maxSize} bytes, got more; the source does not hold the expected content`,
-            {expected: options.maxSize},
-          )
+      if ('pipeInto' in source) {
+        await source.pipeInto({
+          region: () => slab.buffer.subarray(fill),
+          took: (n) => {
+            take(n)
+            fill += n
+            return fill === SLAB_BYTES ? dispatch() : undefined
+          },
+        })
+      } else {
+        for await (const chunk of source) {
+          const n = chunk.byteLength
+          take(n)
+          let taken = 0
+          while (taken < n) {
+            const step = Math.min(n - taken, SLAB_BYTES - fill)
+            slab.buffer.set(step === n ? chunk : chunk.subarray(taken, taken + step), fill)
+            fill += step
+            taken += step
+            if (fill === SLAB_BYTES) await dispatch()
+          }
         }
-        let taken = 0
-        while (taken < n) {
-          const step = Math.min(n - taken, SLAB_BYTES - fill)
-          slab.buffer.set(step === n ? chunk : chunk.subarray(taken, taken + step), fill)
-          fill += step
-          taken += step
-          if (fill === SLAB_BYTES) await flush()
-        }
-        this.bytes += n
-        options.onData?.(n)
       }
     } finally {
       // Whatever stopped the source, every byte taken in reaches both the file and the hash.
-      await flush().catch(() => undefined)
+      await Promise.resolve()
+        .then(dispatch)
+        .catch(() => undefined)
       await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
     }
     if (this.broken) throw this.broken

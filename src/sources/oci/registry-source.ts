@@ -136,7 +136,7 @@ class RegistrySource implements ImageSource {
         if (await rangeExhausted(res, from, writer)) return
         if (!res.ok) throw await this.client.failure(res, what)
         await alignRange(res, from, writer, what)
-        await appendBody(writer, res.body, desc.size, what, {
+        await appendBody(writer, res, desc.size, what, {
           maxSize: desc.size,
           what,
           onData: (n) => {
