@@ -76,6 +76,43 @@ test('a hash on a worker refuses memory the worker cannot share', () => {
   assert.throws(() => remoteHash().update(Buffer.from('x')), /SharedArrayBuffer/)
 })
 
+test('a worker hashes and writes a slab at its place, and reads a file range back into a hash; a refused write keeps its errno', async () => {
+  const file = join(ctx.dir, 'hw.bin')
+  const bytes = randomBytes((1 << 20) + 12_345)
+  const slab = takeSlab(bytes.length)
+  bytes.copy(slab)
+  const out = await open(file, 'w+')
+  try {
+    const hash = remoteHash()
+    // two halves, written out of order at their offsets after a 100-byte gap
+    const half = 600_000
+    await Promise.all([hash.updateAndWrite(slab.subarray(0, half), out.fd, 100), hash.updateAndWrite(slab.subarray(half), out.fd, 100 + half)])
+    assert.is(await hash.digest(), sha(bytes))
+    assert.ok((await readFile(file)).subarray(100).equals(bytes))
+    const back = remoteHash()
+    await back.updateFromFile(out.fd, 100, bytes.length)
+    assert.is(await back.digest(), sha(bytes))
+    const short = remoteHash()
+    try {
+      await short.updateFromFile(out.fd, 100, bytes.length + 1)
+      assert.unreachable('a range past the end of the file was hashed')
+    } catch (err) {
+      assert.match((err as Error).message, /ends 1 bytes early/)
+    }
+  } finally {
+    await out.close()
+  }
+  const readOnly = await open(file, 'r')
+  try {
+    await remoteHash().updateAndWrite(slab.subarray(0, 10), readOnly.fd, 0)
+    assert.unreachable('a write to a read-only file succeeded')
+  } catch (err) {
+    assert.is((err as NodeJS.ErrnoException).code, 'EBADF')
+  } finally {
+    await readOnly.close()
+  }
+})
+
 test('the blob writer copies chunks in: a producer reusing its buffer does not change what is stored', async () => {
   const store = new BlobStore(join(ctx.dir, 'reuse'))
   const data = randomBytes(2 << 20)

@@ -39,18 +39,6 @@ function localWriteError(err: unknown, path: string): FerryError {
   return new FerryError('io', `IO_${code.replace(/^IO_/, '')}`, `cannot write ${path}: ${(err as Error).message}`, {cause: err})
 }
 
-async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let at = position
-  let rest = bytes
-  while (rest.byteLength > 0) {
-    const {bytesWritten} = await handle.write(rest, 0, rest.byteLength, at)
-    // A short write (rare: a filling disk) leaves a tail to retry; the next attempt reports the real error.
-    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
-    at += bytesWritten
-    rest = rest.subarray(bytesWritten)
-  }
-}
-
 interface Slab {
   buffer: Buffer
   /** the write and the hash step of its last batch */
@@ -160,18 +148,15 @@ export class BlobWriter {
         const at = written
         written += fill
         fill = 0
-        const write = writeAll(this.handle, view, this.base + at).catch((err: unknown) => {
+        // hashed and written by the hash thread, in one step
+        const step = this.hash.updateAndWrite(view, this.handle.fd, this.base + at).catch((err: unknown) => {
           // The file no longer matches the hash: this writer can only be discarded.
-          this.broken ??= localWriteError(err, this.path)
+          this.broken ??= (err as NodeJS.ErrnoException).code ? localWriteError(err, this.path) : err
           throw this.broken
-        })
-        const hash = this.hash.update(view).catch((err: unknown) => {
-          this.broken ??= err
-          throw err
         })
         const done = slab
         done.free = false
-        done.busy = Promise.all([write, hash])
+        done.busy = step
         done.busy.then(
           () => (done.free = true),
           () => (done.free = true),

@@ -12,7 +12,7 @@ import {Worker} from 'node:worker_threads'
 const WORKER_SOURCE = `
 const {parentPort} = require('node:worker_threads')
 const {createHash} = require('node:crypto')
-const {readSync} = require('node:fs')
+const {readSync, writeSync} = require('node:fs')
 const hashes = new Map()
 let chunk
 function hashOf(id) {
@@ -23,7 +23,16 @@ function hashOf(id) {
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'update') {
-      hashOf(m.id).update(new Uint8Array(m.buffer, m.offset, m.length))
+      const view = new Uint8Array(m.buffer, m.offset, m.length)
+      hashOf(m.id).update(view)
+      // and written at its place, from this thread: no thread-pool hop, one writer per file
+      if (m.fd !== undefined) {
+        for (let done = 0; done < m.length; ) {
+          const n = writeSync(m.fd, view, done, m.length - done, m.position + done)
+          if (n === 0) throw Object.assign(new Error('the file system accepted no bytes'), {code: 'EIO'})
+          done += n
+        }
+      }
       parentPort.postMessage({ticket: m.ticket})
     } else if (m.op === 'file') {
       // read here, in pieces that stay in the core's cache, then hashed: no round trip per piece
@@ -47,7 +56,7 @@ parentPort.on('message', (m) => {
       hashes.delete(m.id)
     }
   } catch (err) {
-    parentPort.postMessage({ticket: m.ticket, error: String(err && err.message || err)})
+    parentPort.postMessage({ticket: m.ticket, error: String(err && err.message || err), code: err && err.code})
   }
 })
 `
@@ -67,12 +76,13 @@ class HashThread {
 
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, {eval: true, execArgv: []})
-    this.worker.on('message', (m: {ticket: number; digest?: string; error?: string}) => {
+    this.worker.on('message', (m: {ticket: number; digest?: string; error?: string; code?: string}) => {
       const w = this.waiting.get(m.ticket)
       if (!w) return
       this.waiting.delete(m.ticket)
       if (this.waiting.size === 0) this.worker.unref()
-      if (m.error !== undefined) w.reject(new Error(`sha256 worker: ${m.error}`))
+      // a failed write keeps its errno code (ENOSPC, EIO, …) for the caller to map
+      if (m.error !== undefined) w.reject(m.code ? Object.assign(new Error(m.error), {code: m.code}) : new Error(`sha256 worker: ${m.error}`))
       else w.resolve(m.digest)
     })
     const fail = (err: Error) => {
@@ -123,6 +133,17 @@ export class RemoteHash {
     if (!(view.buffer instanceof SharedArrayBuffer)) throw new TypeError('RemoteHash.update takes views of a SharedArrayBuffer')
     this.size += view.byteLength
     return this.thread.call({op: 'update', id: this.id, buffer: view.buffer, offset: view.byteOffset, length: view.byteLength}, ++tickets).then(() => undefined)
+  }
+
+  /**
+   * Hashes `view` (as `update`) and writes it to the open file `fd` at `position`, both on the
+   * worker; rejects with the write's errno code when the file system refuses the bytes.
+   */
+  updateAndWrite(view: Uint8Array, fd: number, position: number): Promise<void> {
+    if (view.byteLength === 0) return Promise.resolve()
+    if (!(view.buffer instanceof SharedArrayBuffer)) throw new TypeError('RemoteHash.updateAndWrite takes views of a SharedArrayBuffer')
+    this.size += view.byteLength
+    return this.thread.call({op: 'update', id: this.id, buffer: view.buffer, offset: view.byteOffset, length: view.byteLength, fd, position}, ++tickets).then(() => undefined)
   }
 
   /**
