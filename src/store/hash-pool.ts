@@ -181,7 +181,9 @@ class HashPool {
   private threads?: HashThread[]
 
   hasher(weight: number): RemoteHash {
-    this.threads ??= Array.from({length: Math.min(4, Math.max(2, availableParallelism()))}, () => new HashThread())
+    // At least three, even on two cores: a long hash (an archive's) takes one, and the blobs that
+    // are hashed and written as they arrive still spread over two.
+    this.threads ??= Array.from({length: Math.min(4, Math.max(3, availableParallelism()))}, () => new HashThread())
     let best = this.threads[0]
     for (const t of this.threads) if (t.open < best.open) best = t
     return new RemoteHash(best, weight)
