@@ -245,4 +245,22 @@ test('Bearer-token auth: credentials from REGISTRY_AUTH_FILE, one token per scop
   }
 })
 
+test('blob fetches run in parallel across images, never more at once than --jobs', async () => {
+  let proxy: Proxy | undefined
+  try {
+    proxy = await startProxy(ctx.registry.host, {holdBlobs: 150})
+    const manifest = join(ctx.dir, 'parallel.yaml')
+    await writeFile(manifest, `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: parallel, version: 1.0.0}\nspec:\n  platforms: [linux/amd64]\n  images: [${proxy.host}/apps/img0:v1, ${proxy.host}/apps/img1:v1, ${proxy.host}/apps/multi:v1]\n`)
+    const lock = join(ctx.dir, 'parallel.lock.json')
+    assert.is((await ferry(['manifest', 'lock', manifest, '--out', lock, '--json'])).code, 0)
+    proxy.resetPeaks()
+    const built = await ferry(['bundle', 'build', lock, '--key', ctx.priv, '--out', join(ctx.dir, 'out-parallel'), '--store', join(ctx.dir, 'store-parallel'), '--jobs', '3', '--json'])
+    assert.is(built.code, 0, built.stdout + built.stderr)
+    assert.is(proxy.peakBlobs, 3, `at most ${proxy.peakBlobs} blob downloads ran at once`)
+    assert.ok(proxy.peakRepositories >= 2, 'downloads never overlapped across images')
+  } finally {
+    await proxy?.close()
+  }
+})
+
 test.run()

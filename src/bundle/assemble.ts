@@ -205,7 +205,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       report()
       waits.get(job.digest)!.resolve()
     })
-  const fetchAll = Promise.allSettled([run(fileWork, options.concurrency ?? 4), run(imageWork, options.imageJobs ?? 8)]).then((results) => {
+  const fetchAll = Promise.allSettled([run(fileWork, options.concurrency ?? 4), run(imageWork, options.imageJobs ?? 4)]).then((results) => {
     fetching = false
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     for (const wait of waits.values()) if (!wait.settled) wait.reject(failed?.reason ?? new Error('fetch stopped'))

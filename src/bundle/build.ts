@@ -24,7 +24,7 @@ export interface BuildOptions {
   now?: Date
   /** registry TLS and auth options for the lock's images */
   registry?: RegistryOptions
-  /** image blob downloads at once, across all images; default 8 */
+  /** image blob downloads at once, across all images; default 4 (more only adds contention on a fast link) */
   imageJobs?: number
   /** a new trusted key set for devices, carried inside the signed bundle.json (see rotation.ts) */
   rotation?: KeyRotation

@@ -125,6 +125,8 @@ export interface ProxyHooks {
    * refresh token in an OAuth2 refresh-token grant (POST, form-encoded)
    */
   bearer?: {user: string; password: string; refreshToken?: string}
+  /** hold every blob GET this many ms before passing it on (so parallel fetches overlap visibly) */
+  holdBlobs?: number
 }
 
 export interface Proxy {
@@ -133,18 +135,46 @@ export interface Proxy {
   seen: string[]
   /** tokens handed out */
   tokens: number
+  /** most blob GETs in flight at once, and most repositories they were for at once */
+  peakBlobs: number
+  peakRepositories: number
+  /** starts counting the peaks over */
+  resetPeaks(): void
   close(): Promise<void>
 }
 
 /** A proxy in front of a plain-HTTP registry, with fault hooks. */
 export async function startProxy(target: string, hooks: ProxyHooks = {}): Promise<Proxy> {
   const seen: string[] = []
-  const state = {dropped: false, tokens: 0}
+  const state = {dropped: false, tokens: 0, peakBlobs: 0, peakRepositories: 0}
   const issued = new Set<string>()
+  const inFlight = new Map<string, number>()
+  let blobs = 0
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/'
     seen.push(`${req.method} ${path}`)
-    const host = `127.0.0.1:${(server.address() as {port: number}).port}`
+    const blobRepo = req.method === 'GET' ? /^\/v2\/(.+?)\/blobs\/sha256:/.exec(path)?.[1] : undefined
+    if (blobRepo) {
+      blobs++
+      inFlight.set(blobRepo, (inFlight.get(blobRepo) ?? 0) + 1)
+      state.peakBlobs = Math.max(state.peakBlobs, blobs)
+      state.peakRepositories = Math.max(state.peakRepositories, inFlight.size)
+      res.once('close', () => {
+        blobs--
+        const left = inFlight.get(blobRepo)! - 1
+        if (left === 0) inFlight.delete(blobRepo)
+        else inFlight.set(blobRepo, left)
+      })
+      if (hooks.holdBlobs) {
+        const held = hooks
+        setTimeout(() => forward(req, res, path, host()), held.holdBlobs)
+        return
+      }
+    }
+    forward(req, res, path, host())
+  }
+  const host = () => `127.0.0.1:${(server.address() as {port: number}).port}`
+  const forward = (req: IncomingMessage, res: ServerResponse, path: string, host: string) => {
     if (hooks.bearer) {
       if (path.startsWith('/token') && req.method === 'POST') {
         let form = ''
@@ -224,6 +254,16 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
     seen,
     get tokens() {
       return state.tokens
+    },
+    get peakBlobs() {
+      return state.peakBlobs
+    },
+    get peakRepositories() {
+      return state.peakRepositories
+    },
+    resetPeaks: () => {
+      state.peakBlobs = 0
+      state.peakRepositories = 0
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -37,7 +37,7 @@ Downloads and writing overlap: the bundle is written in order while later blobs 
     out: Flags.string({char: 'o', description: 'Output folder.', default: 'bundles'}),
     store: storeFlag,
     since: Flags.string({description: 'Build a delta against this older bundle (.ferry.tar, stick folder, parts.json) or its lock: blobs it already has are left out and named in bundle.json.'}),
-    jobs: Flags.integer({char: 'j', description: 'Parallel downloads.', default: 4, min: 1, max: 32}),
+    jobs: Flags.integer({char: 'j', description: 'Parallel downloads: this many files, and as many image blobs, at once.', default: 4, min: 1, max: 32}),
     ...registryFlags,
     'rotate-to': Flags.string({description: 'Rotate devices to this public key set: each device adopts it when it commits this bundle (signed by the keys it trusts now). Repeat for several keys.', multiple: true, multipleNonGreedy: true}),
     'rotate-threshold': Flags.integer({description: 'With --rotate-to: how many of the new keys must sign later bundles.', default: 1, min: 1}),
@@ -56,7 +56,7 @@ Downloads and writing overlap: the bundle is written in order while later blobs 
     const since = flags.since ? await loadBase(flags.since, {onProgress: this.progress()}) : undefined
     if (!flags['rotate-to'] && flags['rotate-revoke']) throw usageError('ROTATION_EMPTY', '--rotate-revoke needs --rotate-to: the new key set devices move to')
     const rotation = flags['rotate-to'] ? await rotationFromFiles(flags['rotate-to'], flags['rotate-threshold'], flags['rotate-revoke']) : undefined
-    const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: Math.max(8, flags.jobs), onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
+    const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: flags.jobs, onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
     this.say(`built ${built.path}`)
     this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}`)
     if (built.reused) this.say('  unchanged since an earlier build of this lock: linked from the store, not written again')
