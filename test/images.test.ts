@@ -144,6 +144,29 @@ test('a rebuild with a warm store fetches nothing and gives the same bytes', asy
   assert.equal((await readdir(join(ctx.store, 'packs'))).filter((n) => n.endsWith('.tar')), [`${resigned.json!.result.sha256}.tar`])
 })
 
+test('with a warm store a rebuild needs no registry: documents and blobs come from the store', async () => {
+  const proxy = await startProxy(ctx.registry.host)
+  const manifest = join(ctx.dir, 'offline.yaml')
+  await writeFile(manifest, `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: offline, version: 1.0.0}\nspec:\n  platforms: [linux/amd64]\n  images: [${proxy.host}/apps/img1:v1, ${proxy.host}/apps/multi:v1]\n`)
+  const lock = join(ctx.dir, 'offline.lock.json')
+  const store = join(ctx.dir, 'store-offline')
+  try {
+    assert.is((await ferry(['manifest', 'lock', manifest, '--out', lock, '--json'])).code, 0)
+    const cold = await ferry(['bundle', 'build', lock, '--key', ctx.priv, '--out', join(ctx.dir, 'out-offline1'), '--store', store, '--json'])
+    assert.is(cold.code, 0, cold.stdout + cold.stderr)
+    assert.ok(proxy.seen.some((r) => r.includes('/manifests/')), 'the first build did not go through the registry')
+  } finally {
+    await proxy.close()
+  }
+  // the registry is gone now; another signer, so the bundle is written again blob by blob
+  const other = await writeKeyPair(join(ctx.dir, 'keys-offline'), 'other', await generateKeyPair({name: 'other', date: new Date(Date.now() - 60_000)}))
+  const warm = await ferry(['bundle', 'build', lock, '--key', other.private, '--out', join(ctx.dir, 'out-offline2'), '--store', store, '--json'])
+  assert.is(warm.code, 0, warm.stdout + warm.stderr)
+  assert.is(warm.json!.result.fetched, 0)
+  const verified = await ferry(['bundle', 'verify', warm.json!.result.path, '--key', other.public, '--json'])
+  assert.is(verified.code, 0, verified.stdout)
+})
+
 test('layers go straight into the bundle, which the store keeps as a pack; with the store on another file system they go through it', async () => {
   const packs = (await readdir(join(ctx.store, 'packs'))).filter((n) => n.endsWith('.tar'))
   assert.is(packs.length, 1, 'the bundle is kept as a pack')

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
@@ -12,6 +11,7 @@ import {fetchAndWrite, fileJobs} from './assemble.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
+import {sha256Of} from '../store/hashing.js'
 
 export interface BuildOptions {
   store: BlobStore
@@ -49,7 +49,7 @@ export interface BuildResult extends WrittenBundle {
   reused?: boolean
 }
 
-const sha = (bytes: Buffer | string) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+const sha = sha256Of
 
 /** bundle.json and index.json are serialised one way only, so equal inputs give equal bytes. */
 export function serialise(value: unknown): Buffer {

@@ -8,6 +8,7 @@ import {openBundleInput, type BundleInput} from './input.js'
 import {readTar, type TarEntry} from './tar-reader.js'
 import type {BaseBlobs} from './verify.js'
 import {parseBundleJson} from './verify.js'
+import {sha256Of} from '../store/hashing.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
 export interface BundleBase extends DeltaBase, BaseBlobs {
@@ -18,7 +19,7 @@ export interface BundleBase extends DeltaBase, BaseBlobs {
 
 const RETAIN_MAX = 4 << 20
 const RETAIN_TOTAL = 64 << 20
-const sha = (bytes: Buffer) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+const sha = sha256Of
 
 const isLockPath = (path: string) => path.endsWith('.json') && !path.endsWith('.parts.json')
 

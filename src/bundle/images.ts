@@ -1,7 +1,7 @@
 import {Readable} from 'node:stream'
 import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
 import {mapPool} from '../sources/pool.js'
-import {checkConfigPlatform, parseImageDocument, parsePlatform, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
+import {checkConfigPlatform, MAX_DOCUMENT, parseImageDocument, parsePlatform, selectPlatforms, type Descriptor} from '../sources/oci/document.js'
 import {ImageSources, manifestPlatform, type ImageSource} from '../sources/oci/image-source.js'
 import {parseImageReference} from '../sources/oci/reference.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
@@ -73,9 +73,11 @@ export async function planImages(lock: LockFile, options: PlanImagesOptions): Pr
   const skip = options.skip ?? (() => false)
   const store = options.store
 
+  // A document the store holds (from an earlier build) is read there: a rebuild needs no network.
   const keepDocument = async (source: ImageSource, desc: Descriptor) => {
-    const got = await source.document(desc)
-    if (!(await store.has(desc.digest))) await store.ingest(Readable.from([got.bytes]), {digest: desc.digest, size: desc.size, what: `${source.name} ${desc.digest}`})
+    const stored = desc.size <= MAX_DOCUMENT ? await store.readSmall(desc.digest, desc.size) : undefined
+    const got = stored ? {bytes: stored} : await source.document(desc)
+    if (!stored && !(await store.has(desc.digest))) await store.ingest(Readable.from([got.bytes]), {digest: desc.digest, size: desc.size, what: `${source.name} ${desc.digest}`})
     if (skip(desc.digest)) omitted.add(desc.digest)
     else blobs.set(desc.digest, {digest: desc.digest, size: desc.size, path: store.pathOf(desc.digest)})
     return parseImageDocument(got.bytes, desc.mediaType, `${source.name} ${desc.digest}`)

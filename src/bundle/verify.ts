@@ -6,6 +6,7 @@ import type {ProgressListener} from '../ui/progress.js'
 import {BundleManifest, ENTRY} from './format.js'
 import {imageClosure, parseIndex} from './oci-closure.js'
 import {readTar, type TarEntry} from './tar-reader.js'
+import {sha256Of} from '../store/hashing.js'
 
 const MAX_JSON = 16 << 20
 /** manifests and configs are kept in memory to walk the image graph; layers never are */
@@ -53,7 +54,7 @@ export interface VerifyReport {
   bytes: number
 }
 
-const sha = (bytes: Buffer) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+const sha = sha256Of
 
 async function readSmall(entry: TarEntry, limit: number): Promise<Buffer> {
   if (entry.size > limit) throw integrityError('ENTRY_TOO_LARGE', `${entry.path} is ${entry.size} bytes, above the limit of ${limit}`)

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, readdir, rename, stat, unlink} from 'node:fs/promises'
+import {chmod, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
@@ -7,7 +7,7 @@ import {mapPool} from '../sources/pool.js'
 import {asLocalIoError, integrityError} from '../ui/errors.js'
 import {fsyncFile} from './atomic-file.js'
 import {BlobWriter} from './blob-writer.js'
-import {digestHex, toDigest} from './hashing.js'
+import {digestHex, sha256Of, toDigest} from './hashing.js'
 import {Packs} from './packs.js'
 import {processAlive} from './pid-lock.js'
 
@@ -280,6 +280,24 @@ export class BlobStore {
     if (loose) return {path: this.pathOf(digest), offset: 0, size: loose.size, trusted: loose.sealed || this.checked.has(digest)}
     const packed = await this.packs.locate(digest)
     return packed && {path: packed.path, offset: packed.offset, size: packed.size, trusted: packed.intact}
+  }
+
+  /**
+   * The bytes of a small blob (an image manifest or index) when the store holds them, loose or in
+   * a pack, and they still hash to `digest`; undefined otherwise, and the caller fetches them.
+   */
+  async readSmall(digest: string, size: number): Promise<Buffer | undefined> {
+    const at = await this.locate(digest)
+    if (!at || at.size !== size) return undefined
+    const file = await open(at.path, 'r').catch(() => undefined)
+    if (!file) return undefined
+    try {
+      const bytes = Buffer.alloc(size)
+      const {bytesRead} = await file.read(bytes, 0, size, at.offset)
+      return bytesRead === size && sha256Of(bytes) === digest ? bytes : undefined
+    } finally {
+      await file.close()
+    }
   }
 
   /** Removes a blob found damaged, so that the next use fetches it again (a pack holding it goes whole). */

@@ -24,6 +24,11 @@ export function toDigest(text: string, what = 'digest'): string {
   return digest
 }
 
+/** The digest of bytes in memory, `sha256:<hex>`. */
+export function sha256Of(bytes: Uint8Array | string): string {
+  return 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+}
+
 /** The hex part of a `sha256:<hex>` digest. */
 export function digestHex(digest: string): string {
   return toDigest(digest).slice('sha256:'.length)

@@ -74,6 +74,8 @@ export function platformString(p: Platform | undefined): string {
 
 /** The largest image config read into memory (a config is a few KiB; anything far larger is not one). */
 export const MAX_CONFIG = 4 << 20
+/** An image manifest or index larger than this is not one (registries cap them at 4 MiB too). */
+export const MAX_DOCUMENT = 4 << 20
 
 /** The platform an image config names (`os`, `architecture`, `variant`); undefined when it names none or is not JSON. */
 export function configPlatform(bytes: Buffer): Platform | undefined {

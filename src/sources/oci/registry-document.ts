@@ -1,10 +1,9 @@
 import {createHash} from 'node:crypto'
 import {integrityError} from '../../ui/errors.js'
 import {withRetries} from '../http-retry.js'
+import {MAX_DOCUMENT} from './document.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
 import type {RegistryClient} from './registry-client.js'
-
-const MAX_DOCUMENT = 4 << 20
 
 /**
  * The bytes of an image manifest or index a repository holds, by digest: as a manifest, else as a

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import type {BlobStore} from '../../store/blob-store.js'
 import type {BlobWriter} from '../../store/blob-writer.js'
 import type {BodyResponse} from '../body-stream.js'
@@ -11,10 +10,11 @@ import {MANIFEST_ACCEPT} from './media-types.js'
 import {readCapped} from './registry-document.js'
 import {formatReference, type RegistryReference} from './reference.js'
 import {RegistryClient, type RegistryOptions} from './registry-client.js'
+import {sha256Of} from '../../store/hashing.js'
 
 const MAX_MANIFEST = 4 << 20
 
-const sha = (bytes: Buffer) => 'sha256:' + createHash('sha256').update(bytes).digest('hex')
+const sha = sha256Of
 
 /** One client per registry, shared by every image on it. */
 export class RegistryPool {
