@@ -160,7 +160,8 @@ class Exchange {
       // after a pause: each piece is copied into a staging buffer, whose views stay valid until
       // the consumer has taken them all (see staged()).
       this.stage = spare.pop() ?? Buffer.allocUnsafe(READ_BYTES)
-      const onread = {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => void this.received(this.staged(buf.subarray(0, n)))}
+      // With a sink, a piece is copied straight into it (flow() stages what it cannot take yet).
+      const onread = {buffer: this.buffer, callback: (n: number, buf: Uint8Array) => void this.received(this.sink ? buf.subarray(0, n) : this.staged(buf.subarray(0, n)))}
       const secureContext = options.tls?.ca ? contextFor(options.tls.ca) : undefined
       this.socket = tls.connect({host, port, servername: net.isIP(host) ? undefined : host, secureContext, rejectUnauthorized: options.tls?.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'], onread} as tls.ConnectionOptions)
     } else {
@@ -280,7 +281,18 @@ class Exchange {
       const wait = sink.took(n)
       if (wait) return wait
     }
+    // every staged piece is in the sink: the stage is free again
+    this.staging = 0
     return undefined
+  }
+
+  /** TLS: queued pieces still in the read buffer, which the next decrypted piece overwrites, are copied to the stage. */
+  private stageQueue(): void {
+    if (!this.stage) return
+    const read = this.buffer
+    for (const [i, piece] of this.queue.entries()) {
+      if (piece.buffer === read.buffer && piece.byteOffset >= read.byteOffset && piece.byteOffset < read.byteOffset + read.length) this.queue[i] = this.staged(piece)
+    }
   }
 
   /**
@@ -288,6 +300,11 @@ class Exchange {
    * waits (then carries on). Returns whether the socket may go on reading now.
    */
   private flow(wait: Promise<void> | undefined): boolean {
+    if (this.sinkWaits && !wait) {
+      // TLS goes on decrypting what it had received after a pause: kept until the sink is ready
+      this.stageQueue()
+      return false
+    }
     try {
       wait ??= this.drain()
     } catch (err) {
@@ -298,6 +315,7 @@ class Exchange {
       this.sinkCheck()
       return true
     }
+    this.stageQueue()
     this.sinkWaits = true
     this.socket.pause()
     wait.then(
@@ -413,8 +431,8 @@ class Exchange {
   }
 
   async pipeInto(sink: BodySink): Promise<void> {
-    if (this.stage || this.framing.kind !== 'length') {
-      // TLS, chunked or read-until-close: piece by piece, copied in
+    if (this.framing.kind !== 'length') {
+      // chunked or read-until-close: piece by piece, copied in
       for await (const piece of this.pieces()) {
         for (let at = 0; at < piece.length; ) {
           const region = sink.region()
@@ -432,7 +450,8 @@ class Exchange {
         this.sinkDone = {resolve, reject}
         if (this.failure) return reject(this.failure)
         this.sink = sink
-        // What was read along with the head is copied in; from the next read on, bytes land in the sink.
+        // What was read along with the head is copied in; from the next read on, bytes land in the
+        // sink (over TLS, each decrypted piece is copied in once).
         if (this.flow(undefined) && !this.finished) this.socket.resume()
       })
     } catch (err) {
