@@ -56,10 +56,13 @@ export function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]
 }
 
-/** One comparison; without a target (a small run kept for the memory curve, where start-up weighs) no verdict is given. */
-export function row(label: string, ours: number, peer: number, target: number | undefined, unit = 's'): string {
+/**
+ * One comparison; without a target no verdict is given, only `note` (by default: a small run kept
+ * for the memory curve, where start-up weighs).
+ */
+export function row(label: string, ours: number, peer: number, target: number | undefined, unit = 's', note = 'no target at this size: start-up weighs; targets are for ~1 GB'): string {
   const ratio = ours / peer
-  const verdict = target === undefined ? '(no target at this size: start-up weighs; targets are for ~1 GB)' : `(target ≤ ${target}x: ${ratio <= target ? 'ok' : 'OVER TARGET'})`
+  const verdict = target === undefined ? `(${note})` : `(target ≤ ${target}x: ${ratio <= target ? 'ok' : 'OVER TARGET'})`
   return `${label.padEnd(44)} ferry ${ours.toFixed(2)}${unit}  peer ${peer.toFixed(2)}${unit}  ratio ${ratio.toFixed(2)}x  ${verdict}`
 }
 
