@@ -1,6 +1,7 @@
 // Bundle build, verify and inspect on real parts: a loopback HTTP upstream, a real VHDX from qemu-img,
 // real gpg for signature interop, GNU tar and umoci for the archive and the OCI layout.
 import {execFileSync} from 'node:child_process'
+import {readdirSync, readlinkSync, realpathSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -8,6 +9,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {buildBundle} from '../src/bundle/build.js'
 import {openBundleInput} from '../src/bundle/input.js'
+import {inspectBundle} from '../src/bundle/inspect.js'
 import {verifyBundleStream} from '../src/bundle/verify.js'
 import {startFileServer, type FileServer} from '../src/demo/file-server.js'
 import {makeDemoUpstream} from '../src/demo/upstream.js'
@@ -34,6 +36,18 @@ const ctx = {} as {
 }
 
 const test = suite('bundle')
+
+/** How many of this process's file descriptors are open on `path`. */
+function openOn(path: string): number {
+  const target = realpathSync(path)
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === target
+    } catch {
+      return false
+    }
+  }).length
+}
 
 test.before(async () => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'ferry-bundle-'))
@@ -148,6 +162,8 @@ test('verify refuses an expired bundle (exit 4)', async () => {
     assert.is((err as {code: string}).code, 'EXPIRED')
     assert.is((err as {exit: number}).exit, 4)
   }
+  // the refusal closed the bundle file (a device importing bundle after bundle keeps no descriptors)
+  assert.is(openOn(ctx.bundle), 0)
 })
 
 test('inspect shows name, version, dates, signer and artifacts without reading the blobs', async () => {
@@ -184,6 +200,12 @@ const flip = (b: Buffer, at = Math.floor(b.length / 2)) => {
   c[at] ^= 0x01
   return c
 }
+
+test('inspect stops after the head and leaves no file open behind it', async () => {
+  const info = await inspectBundle(await openBundleInput(ctx.bundle))
+  assert.is(info.manifest.name, 'test-site')
+  assert.is(openOn(ctx.bundle), 0)
+})
 
 test('corpus: a flipped byte in bundle.json → exit 4 (signature no longer matches)', async () => {
   const f = await tampered('flip-json', (e) => e.map((x) => (x.path === 'bundle.json' ? {...x, data: flip(x.data)} : x)))

@@ -28,47 +28,52 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array>, option
   const source = new ChunkSource(input, options.onBytes)
   const maxSize = options.maxEntrySize ?? Number.MAX_SAFE_INTEGER
   let pax: Record<string, string | number | undefined> | undefined
-  while (true) {
-    const block = await source.read(BLOCK)
-    if (block.length < BLOCK) {
-      if (block.length === 0) throw integrityError('TRUNCATED', 'the archive ends without its end-of-archive marker (truncated)')
-      throw integrityError('TRUNCATED', 'the archive is truncated in the middle of a header')
+  try {
+    while (true) {
+      const block = await source.read(BLOCK)
+      if (block.length < BLOCK) {
+        if (block.length === 0) throw integrityError('TRUNCATED', 'the archive ends without its end-of-archive marker (truncated)')
+        throw integrityError('TRUNCATED', 'the archive is truncated in the middle of a header')
+      }
+      if (isZero(block)) {
+        // End of archive: a second zero block must follow (GNU tar writes two); nothing may hide after it.
+        const second = await source.read(BLOCK)
+        if (second.length !== BLOCK || !isZero(second)) throw integrityError('TRUNCATED', 'the archive ends with a broken end-of-archive marker')
+        if (!(await source.onlyZerosLeft())) throw integrityError('TRAILING_DATA', 'data follows the end of the archive')
+        return
+      }
+      const header = new Header(block)
+      if (!header.cksumValid) throw integrityError('BAD_HEADER', `a tar header at byte ${source.consumed - BLOCK} has a wrong checksum (corrupt archive)`)
+      const type = header.type
+      const size = header.size ?? 0
+      if (type === 'ExtendedHeader') {
+        if (size > 64 * 1024) throw integrityError('BAD_HEADER', 'a pax header is implausibly large')
+        const body = await source.read(size)
+        if (body.length < size) throw integrityError('TRUNCATED', 'the archive is truncated inside a pax header')
+        await source.skip(pad(size))
+        const record = Pax.parse(body.toString('utf8'), {}) as unknown as Record<string, string | number | undefined>
+        pax = {path: record.path, size: record.size}
+        continue
+      }
+      const path = String(pax?.path ?? header.path ?? '')
+      const entrySize = Number(pax?.size ?? size)
+      pax = undefined
+      if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') {
+        throw integrityError('UNSAFE_ENTRY', `entry "${path}" is a ${describeType(type)}; a bundle holds only regular files`)
+      }
+      checkPath(path)
+      if (entrySize > maxSize) throw integrityError('ENTRY_TOO_LARGE', `entry "${path}" is ${entrySize} bytes, above the limit of ${maxSize}`)
+      const isDir = type === 'Directory'
+      if (isDir && entrySize !== 0) throw integrityError('BAD_HEADER', `directory entry "${path}" claims a size`)
+      const entry: TarEntry = {path, size: entrySize, type: isDir ? 'Directory' : 'File', body: source.stream(entrySize, path)}
+      yield entry
+      // Skip whatever the consumer left unread, then the padding.
+      await source.skip(source.entryLeft, path)
+      await source.skip(pad(entrySize), path)
     }
-    if (isZero(block)) {
-      // End of archive: a second zero block must follow (GNU tar writes two); nothing may hide after it.
-      const second = await source.read(BLOCK)
-      if (second.length !== BLOCK || !isZero(second)) throw integrityError('TRUNCATED', 'the archive ends with a broken end-of-archive marker')
-      if (!(await source.onlyZerosLeft())) throw integrityError('TRAILING_DATA', 'data follows the end of the archive')
-      return
-    }
-    const header = new Header(block)
-    if (!header.cksumValid) throw integrityError('BAD_HEADER', `a tar header at byte ${source.consumed - BLOCK} has a wrong checksum (corrupt archive)`)
-    const type = header.type
-    const size = header.size ?? 0
-    if (type === 'ExtendedHeader') {
-      if (size > 64 * 1024) throw integrityError('BAD_HEADER', 'a pax header is implausibly large')
-      const body = await source.read(size)
-      if (body.length < size) throw integrityError('TRUNCATED', 'the archive is truncated inside a pax header')
-      await source.skip(pad(size))
-      const record = Pax.parse(body.toString('utf8'), {}) as unknown as Record<string, string | number | undefined>
-      pax = {path: record.path, size: record.size}
-      continue
-    }
-    const path = String(pax?.path ?? header.path ?? '')
-    const entrySize = Number(pax?.size ?? size)
-    pax = undefined
-    if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') {
-      throw integrityError('UNSAFE_ENTRY', `entry "${path}" is a ${describeType(type)}; a bundle holds only regular files`)
-    }
-    checkPath(path)
-    if (entrySize > maxSize) throw integrityError('ENTRY_TOO_LARGE', `entry "${path}" is ${entrySize} bytes, above the limit of ${maxSize}`)
-    const isDir = type === 'Directory'
-    if (isDir && entrySize !== 0) throw integrityError('BAD_HEADER', `directory entry "${path}" claims a size`)
-    const entry: TarEntry = {path, size: entrySize, type: isDir ? 'Directory' : 'File', body: source.stream(entrySize, path)}
-    yield entry
-    // Skip whatever the consumer left unread, then the padding.
-    await source.skip(source.entryLeft, path)
-    await source.skip(pad(entrySize), path)
+  } finally {
+    // a consumer that stops early (inspect reads two entries) closes the input too: no file is left open
+    await source.close()
   }
 }
 
@@ -114,6 +119,13 @@ class ChunkSource {
     private readonly onBytes?: (consumed: number) => void,
   ) {
     this.iterator = input[Symbol.asyncIterator]()
+  }
+
+  /** Ends the input early (its file closes) unless it ended already. */
+  async close(): Promise<void> {
+    if (this.done) return
+    this.done = true
+    await this.iterator.return?.()
   }
 
   private async fill(): Promise<boolean> {

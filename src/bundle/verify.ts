@@ -108,126 +108,131 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     const r = await entries.next()
     return r.done ? undefined : r.value
   }
-
-  const bundleJson = await readSmall(expectEntry(await next(), ENTRY.manifest), MAX_JSON)
-  const second = await next()
-  if (second?.path === ENTRY.manifest) throw integrityError('DUPLICATE_ENTRY', 'bundle.json appears twice')
-  if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc`)
-  const signature = await readSmall(expectEntry(second, ENTRY.signature), 1 << 20)
-  // The signature is checked over the raw bytes before anything in them is parsed or believed.
-  const signers = options.checkSignature
-    ? await options.checkSignature(bundleJson, signature)
-    : (await verifyDetached(bundleJson, signature, options.keys, {what: 'bundle.json.asc'})).signers
-  const manifest = parseBundleJson(bundleJson)
-  const now = options.now ?? new Date()
-  if (Date.parse(manifest.expires) <= now.getTime()) {
-    throw trustError('EXPIRED', `bundle ${manifest.name} ${manifest.version} expired at ${manifest.expires}`)
-  }
-  if (manifest.base && !options.base) {
-    const missing = manifest.omitted ?? []
-    throw integrityError(
-      'DELTA_WITHOUT_BASE',
-      `this is a delta from ${manifest.base.name} ${manifest.base.version}: give that bundle with --base; it lacks ${missing.length} blob(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
-    )
-  }
-  if (manifest.base && options.base && options.base.digest !== manifest.base.digest) {
-    throw integrityError('WRONG_BASE', `the base given is not ${manifest.base.name} ${manifest.base.version} (bundle.json digest differs)`)
-  }
-
-  const layout = await readSmall(expectEntry(await next(), ENTRY.layout), 4096)
-  let layoutVersion: unknown
   try {
-    layoutVersion = JSON.parse(layout.toString('utf8')).imageLayoutVersion
-  } catch {
-    layoutVersion = undefined
-  }
-  if (layoutVersion !== '1.0.0') throw integrityError('BAD_OCI_LAYOUT', 'oci-layout is not {"imageLayoutVersion":"1.0.0"}')
-  const indexJson = await readSmall(expectEntry(await next(), ENTRY.index), MAX_JSON)
-  if (sha(indexJson) !== manifest.index) throw integrityError('DIGEST_MISMATCH', `index.json does not match the digest signed in bundle.json`)
-  const roots = parseIndex(indexJson)
 
-  // Sizes known from the signed bundle.json; image blobs below the roots are learned from their manifests.
-  const declared = new Map<string, number>()
-  for (const a of manifest.artifacts) declared.set(a.digest, a.size)
-  const omitted = new Set(manifest.omitted ?? [])
-  const seen = new Map<string, number>()
-  const retained = new Map<string, Buffer>()
-  let retainedBytes = 0
-  let previous = ''
-  let blobBytes = 0
+    const bundleJson = await readSmall(expectEntry(await next(), ENTRY.manifest), MAX_JSON)
+    const second = await next()
+    if (second?.path === ENTRY.manifest) throw integrityError('DUPLICATE_ENTRY', 'bundle.json appears twice')
+    if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc`)
+    const signature = await readSmall(expectEntry(second, ENTRY.signature), 1 << 20)
+    // The signature is checked over the raw bytes before anything in them is parsed or believed.
+    const signers = options.checkSignature
+      ? await options.checkSignature(bundleJson, signature)
+      : (await verifyDetached(bundleJson, signature, options.keys, {what: 'bundle.json.asc'})).signers
+    const manifest = parseBundleJson(bundleJson)
+    const now = options.now ?? new Date()
+    if (Date.parse(manifest.expires) <= now.getTime()) {
+      throw trustError('EXPIRED', `bundle ${manifest.name} ${manifest.version} expired at ${manifest.expires}`)
+    }
+    if (manifest.base && !options.base) {
+      const missing = manifest.omitted ?? []
+      throw integrityError(
+        'DELTA_WITHOUT_BASE',
+        `this is a delta from ${manifest.base.name} ${manifest.base.version}: give that bundle with --base; it lacks ${missing.length} blob(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      )
+    }
+    if (manifest.base && options.base && options.base.digest !== manifest.base.digest) {
+      throw integrityError('WRONG_BASE', `the base given is not ${manifest.base.name} ${manifest.base.version} (bundle.json digest differs)`)
+    }
 
-  for (let entry = await next(); entry; entry = await next()) {
-    if (!entry.path.startsWith(ENTRY.blobPrefix) || entry.type !== 'File') {
-      throw integrityError('UNEXPECTED_ENTRY', `unexpected entry "${entry.path}" after index.json`)
-    }
-    const hex = entry.path.slice(ENTRY.blobPrefix.length)
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw integrityError('UNEXPECTED_ENTRY', `"${entry.path}" is not a sha256 blob name`)
-    const digest = `sha256:${hex}`
-    if (digest === previous || seen.has(digest)) throw integrityError('DUPLICATE_ENTRY', `blob ${digest} appears twice`)
-    if (digest < previous) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is out of order (blobs are sorted by digest)`)
-    previous = digest
-    if (omitted.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is listed as omitted but is present`)
-    const want = declared.get(digest)
-    if (want !== undefined && want !== entry.size) {
-      throw integrityError('SIZE_MISMATCH', `blob ${digest} is ${entry.size} bytes; bundle.json says ${want}`)
-    }
-    const sink = await options.blobSink?.(digest, entry.size)
-    const hash = createHash('sha256')
-    const keep = entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL
-    const kept: Buffer[] = []
+    const layout = await readSmall(expectEntry(await next(), ENTRY.layout), 4096)
+    let layoutVersion: unknown
     try {
-      let first = true
-      for await (const chunk of entry.body) {
-        hash.update(chunk)
-        if (keep && (!first || chunk[0] === 0x7b)) kept.push(Buffer.from(chunk))
-        first = false
-        if (sink) await sink.write(chunk)
-      }
-      const actual = 'sha256:' + hash.digest('hex')
-      if (actual !== digest) throw integrityError('DIGEST_MISMATCH', `blob ${digest} does not match its content (got ${actual}): the bundle is corrupt`)
-      await sink?.commit()
-    } catch (err) {
-      await sink?.abort()
-      throw err
+      layoutVersion = JSON.parse(layout.toString('utf8')).imageLayoutVersion
+    } catch {
+      layoutVersion = undefined
     }
-    if (kept.length) {
-      const bytes = Buffer.concat(kept)
-      retained.set(digest, bytes)
-      retainedBytes += bytes.length
-    }
-    seen.set(digest, entry.size)
-    blobBytes += entry.size
-  }
+    if (layoutVersion !== '1.0.0') throw integrityError('BAD_OCI_LAYOUT', 'oci-layout is not {"imageLayoutVersion":"1.0.0"}')
+    const indexJson = await readSmall(expectEntry(await next(), ENTRY.index), MAX_JSON)
+    if (sha(indexJson) !== manifest.index) throw integrityError('DIGEST_MISMATCH', `index.json does not match the digest signed in bundle.json`)
+    const roots = parseIndex(indexJson)
 
-  const imageDigests = new Set(manifest.artifacts.filter((a) => a.kind === 'image').map((a) => a.digest))
-  for (const root of roots) {
-    if (!imageDigests.has(root.digest)) throw integrityError('UNEXPECTED_ENTRY', `index.json names ${root.digest}, which bundle.json does not list`)
-  }
-  const base = options.base
-  const closure = imageClosure(
-    roots,
-    (d) => retained.get(d) ?? base?.content?.(d),
-    (d) => omitted.has(d),
-    (d) => seen.has(d) || omitted.has(d),
-  )
-  for (const [digest, size] of declared) if (!closure.has(digest)) closure.set(digest, size)
-  const missing: string[] = []
-  for (const [digest, size] of closure) {
-    const got = seen.get(digest)
-    if (got === undefined) {
-      if (omitted.has(digest) && base?.has(digest)) continue
-      missing.push(digest)
-    } else if (got !== size) {
-      throw integrityError('SIZE_MISMATCH', `blob ${digest} is ${got} bytes; its descriptor says ${size}`)
+    // Sizes known from the signed bundle.json; image blobs below the roots are learned from their manifests.
+    const declared = new Map<string, number>()
+    for (const a of manifest.artifacts) declared.set(a.digest, a.size)
+    const omitted = new Set(manifest.omitted ?? [])
+    const seen = new Map<string, number>()
+    const retained = new Map<string, Buffer>()
+    let retainedBytes = 0
+    let previous = ''
+    let blobBytes = 0
+
+    for (let entry = await next(); entry; entry = await next()) {
+      if (!entry.path.startsWith(ENTRY.blobPrefix) || entry.type !== 'File') {
+        throw integrityError('UNEXPECTED_ENTRY', `unexpected entry "${entry.path}" after index.json`)
+      }
+      const hex = entry.path.slice(ENTRY.blobPrefix.length)
+      if (!/^[0-9a-f]{64}$/.test(hex)) throw integrityError('UNEXPECTED_ENTRY', `"${entry.path}" is not a sha256 blob name`)
+      const digest = `sha256:${hex}`
+      if (digest === previous || seen.has(digest)) throw integrityError('DUPLICATE_ENTRY', `blob ${digest} appears twice`)
+      if (digest < previous) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is out of order (blobs are sorted by digest)`)
+      previous = digest
+      if (omitted.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is listed as omitted but is present`)
+      const want = declared.get(digest)
+      if (want !== undefined && want !== entry.size) {
+        throw integrityError('SIZE_MISMATCH', `blob ${digest} is ${entry.size} bytes; bundle.json says ${want}`)
+      }
+      const sink = await options.blobSink?.(digest, entry.size)
+      const hash = createHash('sha256')
+      const keep = entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL
+      const kept: Buffer[] = []
+      try {
+        let first = true
+        for await (const chunk of entry.body) {
+          hash.update(chunk)
+          if (keep && (!first || chunk[0] === 0x7b)) kept.push(Buffer.from(chunk))
+          first = false
+          if (sink) await sink.write(chunk)
+        }
+        const actual = 'sha256:' + hash.digest('hex')
+        if (actual !== digest) throw integrityError('DIGEST_MISMATCH', `blob ${digest} does not match its content (got ${actual}): the bundle is corrupt`)
+        await sink?.commit()
+      } catch (err) {
+        await sink?.abort()
+        throw err
+      }
+      if (kept.length) {
+        const bytes = Buffer.concat(kept)
+        retained.set(digest, bytes)
+        retainedBytes += bytes.length
+      }
+      seen.set(digest, entry.size)
+      blobBytes += entry.size
     }
+
+    const imageDigests = new Set(manifest.artifacts.filter((a) => a.kind === 'image').map((a) => a.digest))
+    for (const root of roots) {
+      if (!imageDigests.has(root.digest)) throw integrityError('UNEXPECTED_ENTRY', `index.json names ${root.digest}, which bundle.json does not list`)
+    }
+    const base = options.base
+    const closure = imageClosure(
+      roots,
+      (d) => retained.get(d) ?? base?.content?.(d),
+      (d) => omitted.has(d),
+      (d) => seen.has(d) || omitted.has(d),
+    )
+    for (const [digest, size] of declared) if (!closure.has(digest)) closure.set(digest, size)
+    const missing: string[] = []
+    for (const [digest, size] of closure) {
+      const got = seen.get(digest)
+      if (got === undefined) {
+        if (omitted.has(digest) && base?.has(digest)) continue
+        missing.push(digest)
+      } else if (got !== size) {
+        throw integrityError('SIZE_MISMATCH', `blob ${digest} is ${got} bytes; its descriptor says ${size}`)
+      }
+    }
+    if (missing.length) {
+      const where = manifest.base ? ` (neither in the bundle nor in its base)` : ''
+      throw integrityError('MISSING_BLOB', `${missing.length} blob(s) missing${where}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, {missing})
+    }
+    for (const digest of seen.keys()) {
+      if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
+    }
+    options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
+    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed}
+  } finally {
+    // a refusal part-way closes the input too: no file is left open behind it
+    await entries.return(undefined)
   }
-  if (missing.length) {
-    const where = manifest.base ? ` (neither in the bundle nor in its base)` : ''
-    throw integrityError('MISSING_BLOB', `${missing.length} blob(s) missing${where}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, {missing})
-  }
-  for (const digest of seen.keys()) {
-    if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
-  }
-  options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
-  return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed}
 }
