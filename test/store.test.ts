@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert'
 import {BlobStore} from '../src/store/blob-store.js'
 import {Packs} from '../src/store/packs.js'
 import {HashingStream, sha256File, toDigest} from '../src/store/hashing.js'
+import {CompareReadError, compareFiles} from '../src/store/pump.js'
 import {FerryError} from '../src/ui/errors.js'
 
 const run = promisify(execFile)
@@ -225,6 +226,35 @@ store('pathOf refuses something that is not a sha256 digest', () => {
   const s = new BlobStore(join(work, 'x'))
   assert.throws(() => s.pathOf('sha256:../../etc/passwd'), (e: FerryError) => e.code === 'BAD_DIGEST')
   assert.is(toDigest(digest.slice(7).toUpperCase()), digest)
+})
+
+store('compareFiles: equal ranges match in full; the first differing byte, a short file and a missing one are told apart', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-cmp-'))
+  try {
+    const a = randomBytes((3 << 20) + 777)
+    const b = Buffer.concat([randomBytes(100), a])
+    await writeFile(join(dir, 'a'), a)
+    await writeFile(join(dir, 'b'), b)
+    let seen = 0
+    assert.is(await compareFiles(join(dir, 'a'), 0, join(dir, 'b'), 100, a.length, (n) => (seen += n)), a.length)
+    assert.is(seen, a.length)
+    const flipped = Buffer.from(a)
+    flipped[(2 << 20) + 5] ^= 1
+    await writeFile(join(dir, 'c'), flipped)
+    assert.is(await compareFiles(join(dir, 'c'), 0, join(dir, 'a'), 0, a.length), (2 << 20) + 5)
+    await writeFile(join(dir, 'short'), a.subarray(0, 1000))
+    assert.is(await compareFiles(join(dir, 'short'), 0, join(dir, 'a'), 0, a.length), 1000)
+    try {
+      await compareFiles(join(dir, 'a'), 0, join(dir, 'gone'), 0, 10)
+      assert.unreachable('a missing file compared')
+    } catch (err) {
+      assert.ok(err instanceof CompareReadError)
+      assert.is((err as CompareReadError).side, 'b')
+      assert.is(((err as CompareReadError).cause as NodeJS.ErrnoException).code, 'ENOENT')
+    }
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
 })
 
 store.run()

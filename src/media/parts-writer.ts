@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {open, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {remoteHash} from '../store/hash-pool.js'
-import {pumpFile} from '../store/pump.js'
+import {CompareReadError, compareFiles, pumpFile} from '../store/pump.js'
 import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
 import {formatBytes} from '../ui/format.js'
 import type {ProgressListener} from '../ui/progress.js'
@@ -79,8 +79,9 @@ async function hashFile(path: string, size: number): Promise<string> {
 /**
  * Writes a bundle to a mounted medium as `<bundle>.part-NNN` files and, last,
  * `<bundle>.parts.json`, so an interrupted write never looks complete. Each
- * part goes to a temp name, is fsynced and renamed; then every byte is read
- * back. A rerun keeps the parts already there that match and writes the rest.
+ * part goes to a temp name, is fsynced and renamed; then every byte of it is
+ * read back and compared with the bundle, while the next part is written. A
+ * rerun keeps the parts already there that match and writes the rest.
  */
 export async function writeBundleToMedia(source: MediaSource, dir: string, options: WriteMediaOptions = {}): Promise<WriteMediaResult> {
   const fs = await detectFilesystem(dir)
@@ -118,6 +119,10 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
     const total = remoteHash()
     const records: PartRecord[] = []
     const fresh: PartRecord[] = []
+    // Read-backs of the parts written, each started once its part is on the medium.
+    const readBacks: Array<Promise<void>> = []
+    let readBackFailed: unknown
+    const readingBack = new ReadBackProgress(progress)
     let written = 0
     let done = 0
     let lastReport = 0
@@ -128,6 +133,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       }
     }
     for (const [i, range] of plan.entries()) {
+      if (readBackFailed) throw readBackFailed
       current = partFileName(source.file, i)
       const final = join(dir, current)
       const existing = (await stat(final).catch(() => undefined))?.size
@@ -172,6 +178,11 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       const record = {file: current, size: range.size, sha256: await counter.digest()}
       records.push(record)
       fresh.push(record)
+      if (options.verify !== false) {
+        const check = readBack(dir, record, source.path, range.offset, readingBack)
+        check.catch((err: unknown) => (readBackFailed ??= err))
+        readBacks.push(check)
+      }
     }
     if (total.size !== source.size) throw integrityError('SOURCE_CHANGED', `${source.path} changed while it was being written; write it again`)
     for (const n of names) {
@@ -183,7 +194,9 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       }
     }
 
-    if (options.verify !== false) await readBack(dir, fresh, progress)
+    readingBack.writing = false
+    await Promise.all(readBacks)
+    readingBack.end()
 
     const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, sha256: await total.digest(), partSize, parts: records}
     const bytes = serialiseParts(parts)
@@ -200,31 +213,51 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
   }
 }
 
-/** Reads back every part just written and compares it with what was sent. */
-async function readBack(dir: string, parts: PartRecord[], progress?: ProgressListener): Promise<void> {
-  const total = parts.reduce((n, p) => n + p.size, 0)
-  let done = 0
-  let last = 0
-  for (const part of parts) {
-    const hash = remoteHash()
-    let got: number
-    try {
-      got = await pumpFile(join(dir, part.file), 0, part.size + 1, async (chunk) => {
-        await hash.update(chunk)
-        done += chunk.length
-        if (progress && done - last >= 4 << 20) {
-          last = done
-          progress({phase: 'read-back', item: part.file, done, total})
-        }
-      })
-    } catch (err) {
-      hash.drop()
-      throw mediaError(err, `reading ${part.file} back from ${dir}`)
-    }
-    const digest = got === part.size ? await hash.digest() : (hash.drop(), '')
-    if (digest !== part.sha256) {
-      throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written: the stick is failing; use another stick`, {part: part.file})
+/** Read-back progress, shown once the writing is over (both at once would only flicker). */
+class ReadBackProgress {
+  writing = true
+  private done = 0
+  private total = 0
+  private last = 0
+  constructor(private readonly listener?: ProgressListener) {}
+  add(bytes: number): void {
+    this.total += bytes
+  }
+  took(bytes: number, item: string): void {
+    this.done += bytes
+    if (this.listener && !this.writing && this.done - this.last >= 4 << 20) {
+      this.last = this.done
+      this.listener({phase: 'read-back', item, done: this.done, total: this.total})
     }
   }
-  progress?.({phase: 'read-back', done, total})
+  end(): void {
+    this.listener?.({phase: 'read-back', done: this.done, total: this.total})
+  }
+}
+
+/**
+ * Reads a part back from the medium and compares it byte for byte with the bundle range it was
+ * written from (no hashing: the part's sha256 was taken from those bytes as they were written).
+ */
+async function readBack(dir: string, part: PartRecord, sourcePath: string, offset: number, progress: ReadBackProgress): Promise<void> {
+  progress.add(part.size)
+  const onStick = join(dir, part.file)
+  let same: number
+  try {
+    same = await compareFiles(onStick, 0, sourcePath, offset, part.size, (n) => progress.took(n, part.file))
+  } catch (err) {
+    const cause = err instanceof CompareReadError ? err.cause : err
+    if (err instanceof CompareReadError && err.side === 'b') throw asLocalIoError(cause, `reading ${sourcePath}`)
+    throw mediaError(cause, `reading ${part.file} back from ${dir}`)
+  }
+  const size = await stat(onStick).then(
+    (info) => info.size,
+    (err: unknown) => Promise.reject(mediaError(err, `reading ${part.file} back from ${dir}`)),
+  )
+  if (same === part.size && size === part.size) return
+  // Which side changed? The part's sha256 was taken from the bytes as they were written.
+  if (size === part.size && (await hashFile(onStick, part.size)) === part.sha256) {
+    throw integrityError('SOURCE_CHANGED', `${sourcePath} changed while it was being written; write it again`)
+  }
+  throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written (from byte ${same}): the stick is failing; use another stick`, {part: part.file})
 }

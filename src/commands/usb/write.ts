@@ -14,7 +14,7 @@ export default class UsbWrite extends BaseCommand {
 
   static description = `Writes <bundle>.part-000, -001, … and, last, <bundle>.parts.json (the size and sha256 of every part) into DIR, the folder where the stick is mounted. On FAT32 (files below 4 GiB) the bundle is split into parts of 4095 MiB; elsewhere it is one part unless --part-size is given. Free space is checked first where the filesystem reports it.
 
-Every part is written to a temp name, fsynced and renamed, and parts.json comes last, so a stick pulled in the middle never holds a bundle that looks complete. Then every byte is read back and checked. Run it again after an interruption: parts already on the stick that match are kept, only the rest is written. Several bundles can share one stick.
+Every part is written to a temp name, fsynced and renamed, and parts.json comes last, so a stick pulled in the middle never holds a bundle that looks complete. Each part is then read back and compared byte for byte with the bundle, while the next part is written. Run it again after an interruption: parts already on the stick that match are kept, only the rest is written. Several bundles can share one stick.
 
 Exit 6 when the stick is full, removed or fails to write; exit 3 when what is read back differs from what was written.`
 
