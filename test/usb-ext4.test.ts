@@ -56,6 +56,9 @@ test('on ext4 a bundle is not split unless --part-size is given', async () => {
   assert.is(r.json!.result.filesystem, 'ext4')
   assert.is(r.json!.result.parts.length, 1)
   assert.is(r.json!.result.parts[0].file, 'usb-site-3.0.0.ferry.tar.part-000')
+  // one part: its sha256 is the bundle's, and parts.json gives it as such
+  assert.is(r.json!.result.sha256, `sha256:${ctx.big.sha256}`)
+  assert.is(r.json!.result.parts[0].sha256, `sha256:${ctx.big.sha256}`)
 })
 
 test('--part-size 8MiB splits a ~100 MB bundle into many parts, replacing the single part; it verifies', async () => {

@@ -54,7 +54,8 @@ test('usb write detects FAT32 through mountinfo, splits into numbered parts, wri
   assert.is(res.verified, true)
   assert.is(res.parts.length, Math.ceil(ctx.a.size / (5 * MiB)))
   assert.is(res.parts[0].file, part(ctx.a, 0))
-  assert.is(res.sha256, `sha256:${ctx.a.sha256}`)
+  // several parts: each part's sha256 covers its bytes; the whole bundle's is not hashed again
+  assert.is(res.sha256, undefined)
   const names = await readdir(ctx.stick.dir)
   assert.ok(!names.some((n) => n.endsWith('.partial')), names.join(' '))
   const joined = Buffer.concat(await Promise.all(res.parts.map((p: {file: string}) => readFile(join(ctx.stick.dir, p.file)))))
@@ -64,6 +65,7 @@ test('usb write detects FAT32 through mountinfo, splits into numbered parts, wri
   assert.is(written.name, 'usb-site')
   assert.is(written.version, '1.0.0')
   assert.is(written.size, ctx.a.size)
+  assert.is(written.sha256, undefined)
 })
 
 test('without --part-size a FAT32 stick still gets .part-000 and a parts.json', async () => {
@@ -138,6 +140,30 @@ test('a part swapped in from another bundle of the same part size is refused, na
     const r = await ferry(['usb', 'verify', ctx.stick.dir, 'usb-site-1.0.0.ferry.tar', '--json'])
     assert.is(r.code, 3)
     assert.match(r.json!.error!.message, name)
+  } finally {
+    await replaceOnStick(name, original)
+  }
+})
+
+test('a parts.json from an earlier writer, with the whole bundle sha256 for several parts, is still checked against it', async () => {
+  const path = partsJson(ctx.a)
+  const name = path.split('/').pop()!
+  const original = await readFile(path)
+  const older = JSON.parse(original.toString('utf8'))
+  try {
+    older.sha256 = `sha256:${ctx.a.sha256}`
+    await replaceOnStick(name, Buffer.from(JSON.stringify(older, null, 2)))
+    const ok = await ferry(['usb', 'verify', ctx.stick.dir, 'usb-site-1.0.0', '--json'])
+    assert.is(ok.code, 0, ok.stdout)
+    assert.is(ok.json!.result.bundles[0].sha256, older.sha256)
+    older.sha256 = `sha256:${'1'.repeat(64)}`
+    await replaceOnStick(name, Buffer.from(JSON.stringify(older, null, 2)))
+    const bad = await ferry(['usb', 'verify', ctx.stick.dir, 'usb-site-1.0.0', '--json'])
+    assert.is(bad.code, 3)
+    assert.match(bad.json!.error!.message, /parts file was altered/)
+    const joined = await ferry(['bundle', 'verify', path, '--key', ctx.factory.pub, '--json'])
+    assert.is(joined.code, 3)
+    assert.is(joined.json!.error!.code, 'BUNDLE_DIGEST_MISMATCH')
   } finally {
     await replaceOnStick(name, original)
   }

@@ -31,7 +31,8 @@ export interface MediaVerification {
   name: string
   version: string
   size: number
-  sha256: string
+  /** the whole bundle's, when parts.json gives it */
+  sha256?: string
   parts: PartCheck[]
 }
 
@@ -98,7 +99,7 @@ export async function verifyMedia(dir: string, pick?: string, onProgress?: Progr
   const results: MediaVerification[] = []
   for (const bundle of chosen) {
     const parts = await readPartsFile(join(dir, partsFileName(bundle)))
-    const total = new Sha256Counter()
+    const total = parts.sha256 !== undefined && parts.parts.length > 1 ? new Sha256Counter() : undefined
     const checks: PartCheck[] = []
     let done = 0
     let last = 0
@@ -124,7 +125,7 @@ export async function verifyMedia(dir: string, pick?: string, onProgress?: Progr
       checks.push({file: part.file, size: part.size, ok: !problem, ...(problem ? {problem} : {})})
       if (problem) problems.push(problem)
     }
-    if (checks.every((c) => c.ok) && total.digest() !== parts.sha256) {
+    if (total && checks.every((c) => c.ok) && total.digest() !== parts.sha256) {
       problems.push(`the parts of ${bundle} are intact but join into a sha256 other than the one in ${partsFileName(bundle)}: the parts file was altered`)
     }
     results.push({bundle, name: parts.name, version: parts.version, size: parts.size, sha256: parts.sha256, parts: checks})

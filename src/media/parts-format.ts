@@ -25,7 +25,11 @@ export const PartsFile = z.strictObject({
   name: z.string().min(1),
   version: z.string().min(1),
   size: z.number().int().positive(),
-  sha256: Sha256,
+  /**
+   * the whole bundle's sha256, where it costs nothing: a bundle in one part, whose sha256 it is.
+   * Each part's sha256 already covers every byte; earlier writers gave it for any bundle.
+   */
+  sha256: Sha256.optional(),
   partSize: z.number().int().positive(),
   parts: z.array(PartRecord).min(1).max(MAX_PARTS),
 })
@@ -73,5 +77,6 @@ export async function readPartsFile(path: string): Promise<PartsFile> {
     if (p.file !== partFileName(parts.bundle, i)) throw bad(`part ${i} is named "${p.file}"`)
     if (p.size !== plan[i].size) throw bad(`${p.file} is listed as ${p.size} bytes, ${plan[i].size} expected`)
   })
+  if (parts.sha256 !== undefined && parts.parts.length === 1 && parts.sha256 !== parts.parts[0].sha256) throw bad(`its one part's sha256 is not the bundle's`)
   return parts
 }

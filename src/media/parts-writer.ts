@@ -116,7 +116,8 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         await syncDir(dir)
       }
     }
-    const total = remoteHash()
+    // bytes of the bundle read so far: a bundle that shrinks or grows meanwhile is refused
+    let fed = 0
     const records: PartRecord[] = []
     const fresh: PartRecord[] = []
     // Read-backs of the parts written, each started once its part is on the medium.
@@ -137,19 +138,18 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       current = partFileName(source.file, i)
       const final = join(dir, current)
       const existing = (await stat(final).catch(() => undefined))?.size
-      let totalFed = false
       if (existing === range.size) {
         const counter = remoteHash()
         const onStick = hashFile(final, range.size)
-        await readSource(source.path, range.offset, range.size, (chunk) => Promise.all([counter.update(chunk), total.update(chunk)]))
+        await readSource(source.path, range.offset, range.size, (chunk) => counter.update(chunk))
         const digest = await counter.digest()
         if ((await onStick) === digest) {
           records.push({file: current, size: range.size, sha256: digest})
+          fed += range.size
           done += range.size
           report('write', current, done, source.size)
           continue
         }
-        totalFed = true
       }
       await invalidate()
       if (existing !== undefined) await rm(final, {force: true})
@@ -157,7 +157,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
       const counter = remoteHash()
       const fh = await open(temp, 'wx')
       try {
-        // Writes stay in order; both hashes run on worker threads meanwhile.
+        // Writes stay in order; the part's hash runs on a worker thread meanwhile.
         let writes: Promise<void> = Promise.resolve()
         await readSource(source.path, range.offset, range.size, (chunk, position) => {
           writes = writes.then(() => writeFullyAt(fh, chunk, position)).then(() => {
@@ -165,9 +165,10 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
             done += chunk.length
             report('write', current, done, source.size)
           })
-          return Promise.all([counter.update(chunk), totalFed ? undefined : total.update(chunk), writes])
+          return Promise.all([counter.update(chunk), writes])
         })
         await writes
+        fed += range.size
         await fh.sync()
       } finally {
         await fh.close().catch(() => {})
@@ -184,7 +185,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         readBacks.push(check)
       }
     }
-    if (total.size !== source.size) throw integrityError('SOURCE_CHANGED', `${source.path} changed while it was being written; write it again`)
+    if (fed !== source.size || (await stat(source.path)).size !== source.size) throw integrityError('SOURCE_CHANGED', `${source.path} changed while it was being written; write it again`)
     for (const n of names) {
       const m = PART_RE.exec(n)
       if (m && n.startsWith(`${source.file}.part-`) && Number(m[1]) >= plan.length) {
@@ -198,7 +199,9 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
     await Promise.all(readBacks)
     readingBack.end()
 
-    const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, sha256: await total.digest(), partSize, parts: records}
+    // The whole bundle's sha256 is given where it costs nothing: in one part, it is that part's.
+    const whole = records.length === 1 ? {sha256: records[0].sha256} : {}
+    const parts: PartsFile = {schema: PARTS_SCHEMA, bundle: source.file, name: source.name, version: source.version, size: source.size, ...whole, partSize, parts: records}
     const bytes = serialiseParts(parts)
     current = partsName
     const old = await readFile(join(dir, partsName)).catch(() => undefined)

@@ -6,7 +6,7 @@ import {formatBytes} from '../../ui/format.js'
 export default class UsbVerify extends BaseCommand {
   static summary = 'Re-read a stick and check every part of its bundles.'
 
-  static description = `Reads every part of each bundle on the stick (or of the one named) and checks its size and sha256 against <bundle>.parts.json, then the whole bundle's sha256. Names every bad or missing part (exit 3). It checks the copy, not the signature: "ferry bundle verify DIR --key …" does that.`
+  static description = `Reads every part of each bundle on the stick (or of the one named) and checks its size and sha256 against <bundle>.parts.json. Names every bad or missing part (exit 3). It checks the copy, not the signature: "ferry bundle verify DIR --key …" does that.`
 
   static examples = ['<%= config.bin %> usb verify /media/usb', '<%= config.bin %> usb verify /media/usb edge-site-2026.11.0.ferry.tar --json']
 
@@ -18,7 +18,7 @@ export default class UsbVerify extends BaseCommand {
   async run() {
     const {args} = await this.parse(UsbVerify)
     const results = await verifyMedia(args.dir, args.bundle, this.progress())
-    for (const r of results) this.say(`OK ${r.bundle}: ${r.name} ${r.version}, ${r.parts.length} part(s), ${formatBytes(r.size)}, sha256 ${r.sha256.replace(/^sha256:/, '')}`)
+    for (const r of results) this.say(`OK ${r.bundle}: ${r.name} ${r.version}, ${r.parts.length} part(s), ${formatBytes(r.size)}${r.sha256 ? `, sha256 ${r.sha256.replace(/^sha256:/, '')}` : ''}`)
     return {dir: args.dir, bundles: results}
   }
 }
