@@ -17,7 +17,7 @@ export async function benchUsb(work: string, rounds = 3): Promise<string[]> {
   const lines: string[] = []
   await mkdir(work, {recursive: true})
   const factory = await makeBundleFactory(join(work, 'build'), 'bench')
-  const stick = await makeExt4Stick(join(work, 'stick'), 2600)
+  const stick = await makeExt4Stick(join(work, 'stick'), 2600, {solid: true})
   try {
     const bundle = await factory.build('1.0.0', [
       {name: 'vm.vhdx', size: 768 * MiB, seed: 'vm-1'},
@@ -28,16 +28,26 @@ export async function benchUsb(work: string, rounds = 3): Promise<string[]> {
     const peerSha: number[] = []
     const peerSsl: number[] = []
     let peak = 0
-    for (let r = 0; r < rounds; r++) {
+    const copy = join(stick.dir, 'copy.tar')
+    const ferry = async () => {
       await empty(stick.dir)
       const w = await run([...FERRY, 'usb', 'write', bundle.path, stick.dir, '--part-size', '512MiB', '--json', '-q'])
-      ours.push(w.seconds)
       peak = Math.max(peak, w.peakMiB)
+      return w.seconds
+    }
+    const peer = async (hash: string) => {
       await empty(stick.dir)
-      const copy = join(stick.dir, 'copy.tar')
-      peerSha.push((await run(`cp ${bundle.path} ${copy} && sync ${copy} && sha256sum ${copy}`)).seconds)
-      await rm(copy)
-      peerSsl.push((await run(`cp ${bundle.path} ${copy} && sync ${copy} && openssl dgst -sha256 ${copy}`)).seconds)
+      return (await run(`cp ${bundle.path} ${copy} && sync ${copy} && ${hash} ${copy}`)).seconds
+    }
+    // One round unmeasured (the stick's first writes), then the order alternates so neither side always goes first.
+    await ferry()
+    await peer('openssl dgst -sha256')
+    for (let r = 0; r < rounds; r++) {
+      const first = r % 2 === 0
+      if (first) ours.push(await ferry())
+      peerSha.push(await peer('sha256sum'))
+      peerSsl.push(await peer('openssl dgst -sha256'))
+      if (!first) ours.push(await ferry())
     }
     lines.push(`-- USB write + read-back, ${(bundle.size / 1e9).toFixed(2)} GB to ext4 on a loop device (${rounds} rounds, medians) --`)
     lines.push(row('usb write vs cp + sync + sha256sum', median(ours), median(peerSha), 1.2))
