@@ -7,7 +7,7 @@ import {ENTRY, type BundleManifest} from './format.js'
 import {openBundleInput, type BundleInput} from './input.js'
 import {readTar, type TarEntry} from './tar-reader.js'
 import type {BaseBlobs} from './verify.js'
-import {parseBundleJson} from './verify.js'
+import {parseBundleJson} from './format.js'
 import {sha256Of} from '../store/hashing.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */

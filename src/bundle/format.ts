@@ -1,4 +1,5 @@
 import {z} from 'zod'
+import {integrityError} from '../ui/errors.js'
 import {ArtifactKind, HealthCheck, UpstreamProof} from '../manifest/lock-format.js'
 
 export const BUNDLE_SCHEMA = 'ferry.bundle/v1'
@@ -65,4 +66,20 @@ export const OCI_LAYOUT_BYTES = '{"imageLayoutVersion":"1.0.0"}'
 
 export function bundleFileName(name: string, version: string, baseVersion?: string): string {
   return baseVersion ? `${name}-${version}-from-${baseVersion}.ferry.tar` : `${name}-${version}.ferry.tar`
+}
+
+/** bundle.json's bytes as a manifest; anything else is an integrity error. Check the signature over the bytes first. */
+export function parseBundleJson(bytes: Buffer): BundleManifest {
+  let raw: unknown
+  try {
+    raw = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    throw integrityError('BAD_BUNDLE_JSON', 'bundle.json is not valid JSON')
+  }
+  const parsed = BundleManifest.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw integrityError('BAD_BUNDLE_JSON', `bundle.json is not a Ferry bundle: ${issue.path.join('.') || '(top)'}: ${issue.message}`)
+  }
+  return parsed.data
 }

@@ -1,12 +1,8 @@
 import type {PublicKey} from 'openpgp'
-import {signatureKeyIds} from '../trust/verify.js'
-import {verifyDetached} from '../trust/verify.js'
 import {integrityError} from '../ui/errors.js'
-import type {BundleManifest} from './format.js'
-import {ENTRY} from './format.js'
+import {ENTRY, parseBundleJson, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import {readTar} from './tar-reader.js'
-import {parseBundleJson} from './verify.js'
 
 export interface Inspection {
   path: string
@@ -48,10 +44,10 @@ async function collect(body: AsyncIterable<Buffer>, limit: number, name: string)
 }
 
 /**
- * Reads only the head of a bundle (bundle.json and its signature): fast on a
- * 10 GiB file. It does not check the blobs; `verifyBundleStream` does that.
+ * The head of a bundle: bundle.json, parsed, and its signature's bytes, read from the first two
+ * entries without going further. Nothing in it is checked against a key (see inspectBundle).
  */
-export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []): Promise<Inspection> {
+export async function readBundleHead(input: BundleInput): Promise<{manifest: BundleManifest; bundleJson: Buffer; signature: Buffer}> {
   const entries = readTar(input.open())
   let bundleJson: Buffer | undefined
   let signature: Buffer | undefined
@@ -71,7 +67,17 @@ export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []):
   }
   if (!bundleJson) throw integrityError('MISSING_ENTRY', `${input.label} is empty or not a Ferry bundle`)
   if (!signature) throw integrityError('UNSIGNED', `${input.label} has no bundle.json.asc`)
-  const manifest = parseBundleJson(bundleJson)
+  return {manifest: parseBundleJson(bundleJson), bundleJson, signature}
+}
+
+/**
+ * Reads only the head of a bundle (bundle.json and its signature): fast on a
+ * 10 GiB file. It does not check the blobs; `verifyBundleStream` does that.
+ */
+export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []): Promise<Inspection> {
+  const {manifest, bundleJson, signature} = await readBundleHead(input)
+  // OpenPGP is loaded only here: reading the head does not need it
+  const {signatureKeyIds, verifyDetached} = await import('../trust/verify.js')
   const signatureKeys = await signatureKeyIds(signature)
   const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest)}
   if (keys.length) {

@@ -10,7 +10,8 @@ import {openBundleInput, type BundleInput} from './input.js'
 import {BlobPusher, type Lacking, type PushTally} from './push-blobs.js'
 import {planPush, targetRepository, type ManifestPut, type PushedImage, type PushPlan} from './push-plan.js'
 import {readTar} from './tar-reader.js'
-import {parseBundleJson, verifyBundleStream, type BaseBlobs, type BlobSink} from './verify.js'
+import {parseBundleJson} from './format.js'
+import {verifyBundleStream, type BaseBlobs, type BlobSink} from './verify.js'
 
 export type {PushedImage} from './push-plan.js'
 

@@ -3,7 +3,7 @@ import type {PublicKey} from 'openpgp'
 import {verifyDetached} from '../trust/verify.js'
 import {integrityError, trustError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
-import {BundleManifest, ENTRY} from './format.js'
+import {BundleManifest, ENTRY, parseBundleJson} from './format.js'
 import {imageClosure, parseIndex} from './oci-closure.js'
 import {readTar, type TarEntry} from './tar-reader.js'
 import {sha256Of} from '../store/hashing.js'
@@ -71,20 +71,6 @@ function expectEntry(entry: TarEntry | undefined, name: string): TarEntry {
   return entry
 }
 
-export function parseBundleJson(bytes: Buffer): BundleManifest {
-  let raw: unknown
-  try {
-    raw = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    throw integrityError('BAD_BUNDLE_JSON', 'bundle.json is not valid JSON')
-  }
-  const parsed = BundleManifest.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw integrityError('BAD_BUNDLE_JSON', `bundle.json is not a Ferry bundle: ${issue.path.join('.') || '(top)'}: ${issue.message}`)
-  }
-  return parsed.data
-}
 
 /**
  * Verifies a bundle archive in one streaming pass: bundle.json and its

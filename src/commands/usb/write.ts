@@ -3,7 +3,7 @@ import {stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 import {bundleFileName} from '../../bundle/format.js'
 import {openBundleInput} from '../../bundle/input.js'
-import {inspectBundle} from '../../bundle/inspect.js'
+import {readBundleHead} from '../../bundle/inspect.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {writeBundleToMedia} from '../../media/parts-writer.js'
 import {usageError} from '../../ui/errors.js'
@@ -46,7 +46,7 @@ Exit 6 when the stick is full, removed or fails to write; exit 3 when what is re
     }
     const info = await stat(args.bundle).catch(() => undefined)
     if (!info?.isFile()) throw usageError('NOT_A_BUNDLE', `${args.bundle}: no such bundle file (give the .ferry.tar the build wrote)`)
-    const head = await inspectBundle(await openBundleInput(args.bundle))
+    const head = await readBundleHead(await openBundleInput(args.bundle))
     const m = head.manifest
     const file = basename(args.bundle).endsWith('.ferry.tar') ? basename(args.bundle) : bundleFileName(m.name, m.version)
     const result = await writeBundleToMedia({path: args.bundle, size: info.size, file, name: m.name, version: m.version}, args.dir, {
