@@ -281,6 +281,11 @@ test('blob fetches run in parallel across images, never more at once than --jobs
     assert.is(built.code, 0, built.stdout + built.stderr)
     assert.is(proxy.peakBlobs, 3, `at most ${proxy.peakBlobs} blob downloads ran at once`)
     assert.ok(proxy.peakRepositories >= 2, 'downloads never overlapped across images')
+    // the bytes fetched are counted whole however many downloads ran at once
+    const one = await ferry(['bundle', 'build', lock, '--key', ctx.priv, '--out', join(ctx.dir, 'out-serial'), '--store', join(ctx.dir, 'store-serial'), '--jobs', '1', '--json'])
+    assert.is(one.code, 0, one.stdout + one.stderr)
+    assert.ok(one.json!.result.fetched > 1 << 20, `fetched ${one.json!.result.fetched}`)
+    assert.is(built.json!.result.fetched, one.json!.result.fetched)
   } finally {
     await proxy?.close()
   }

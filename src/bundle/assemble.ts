@@ -192,11 +192,13 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       if (halted) throw halted.error
       let counted = 0
       try {
-        fetched += await fetchOne(job, (n) => {
+        // (not `fetched += await …`: that reads `fetched` before the wait, and parallel jobs would undo each other's counts)
+        const got = await fetchOne(job, (n) => {
           counted += n
           done += n
           report()
         })
+        fetched += got
       } catch (err) {
         halted ??= {error: err}
         throw err
