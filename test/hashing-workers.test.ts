@@ -25,7 +25,8 @@ const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('he
 test.before(async () => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'ferry-hashw-'))
   await mkdir(join(ctx.dir, 'www'))
-  ctx.data = [randomBytes(3 << 20), randomBytes(700_001), randomBytes(1)]
+  // the last one is below the size that goes straight into a bundle: it stays a loose store file
+  ctx.data = [randomBytes(3 << 20), randomBytes(700_001), randomBytes(1), randomBytes(200_003)]
   for (const [i, d] of ctx.data.entries()) await writeFile(join(ctx.dir, 'www', `f${i}.bin`), d)
   ctx.server = await startFileServer({root: join(ctx.dir, 'www')})
   const now = Date.now()
@@ -154,8 +155,8 @@ test('a build finds a cached blob damaged on disk, fetches it again and writes t
   const signers = [await fileSigner(ctx.priv)]
   const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
   assert.ok(first.fetched > 0)
-  // Once the bundle is written, the blobs it used are flushed and sealed (read-only).
-  const victim = ctx.data[0]
+  // Once the bundle is written, the loose blobs it used are flushed and sealed (read-only).
+  const victim = ctx.data[3]
   const store = new BlobStore(root)
   assert.is((await stat(store.pathOf(sha(victim)))).mode & 0o777, 0o444)
   assert.is(await store.trusted(sha(victim)), true)
@@ -181,7 +182,12 @@ test('a bundle written next to the store is kept as a pack: it stands in for a d
   const first = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out1')})
   const pack = join(root, 'packs', `${first.sha256}.tar`)
   assert.is((await stat(pack)).ino, (await stat(first.path)).ino, 'the pack is a hard link to the bundle')
-  const victim = ctx.data[0]
+  // the large files went straight into the bundle: the store has them in the pack only
+  await stat(new BlobStore(root).pathOf(sha(ctx.data[0]))).then(
+    () => assert.unreachable('a file downloaded into the bundle was also kept loose'),
+    () => undefined,
+  )
+  const victim = ctx.data[3]
   const store = new BlobStore(root)
   await chmod(store.pathOf(sha(victim)), 0o644)
   await writeFile(store.pathOf(sha(victim)), Buffer.alloc(victim.length))
@@ -199,8 +205,22 @@ test('a bundle written next to the store is kept as a pack: it stands in for a d
   await handle.write(Buffer.from([0x55]), 0, 1, offset + 10)
   await handle.close()
   const third = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out3')})
-  assert.is(third.fetched, victim.length)
+  // the victim, and the large files the dropped pack was the only copy of
+  assert.is(third.fetched, victim.length + ctx.data[0].length + ctx.data[1].length)
   assert.is(third.sha256, first.sha256)
+})
+
+test('files go straight into the bundle, except very large ones: those go through the store, where a cut download is kept', async () => {
+  const root = join(ctx.dir, 'direct-files')
+  const signers = [await fileSigner(ctx.priv)]
+  // 1 MiB stands in for the 1 GiB a real VM image is above
+  const built = await buildBundle(ctx.lock, {store: new BlobStore(root), signers, outDir: join(root, 'out'), directFilesBelow: 1 << 20})
+  assert.is(built.fetched, ctx.data.reduce((n, d) => n + d.length, 0))
+  const store = new BlobStore(root)
+  const loose = async (d: Buffer) => stat(store.pathOf(sha(d))).then(() => true, () => false)
+  assert.is(await loose(ctx.data[0]), true, 'the large file went through the store')
+  assert.is(await loose(ctx.data[1]), false, 'a file below the limit was kept loose as well')
+  assert.is((await store.locate(sha(ctx.data[1])))?.path, join(root, 'packs', `${built.sha256}.tar`))
 })
 
 test('a pack another build replaces while this one runs: the blobs are looked for again, not lost', async () => {

@@ -4,7 +4,7 @@ import {createHash, randomBytes} from 'node:crypto'
 import {type FileHandle, link, open, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import type {LockFile} from '../manifest/lock-format.js'
-import {fetchToStore} from '../sources/http.js'
+import {fetchInto, fetchToStore} from '../sources/http.js'
 import {mapPool} from '../sources/pool.js'
 import {syncDir} from '../store/atomic-file.js'
 import type {BlobStore} from '../store/blob-store.js'
@@ -22,21 +22,26 @@ export function fileJobs(lock: LockFile, options: BuildOptions): {blobs: BlobFil
   const store = options.store
   return {
     blobs: files.map((a) => ({digest: `sha256:${a.sha256}`, size: a.size, path: store.pathOf(`sha256:${a.sha256}`)})),
-    jobs: files.map((a) => ({
-      digest: `sha256:${a.sha256}`,
-      size: a.size,
-      fetch: async (onData) => {
+    jobs: files.map((a) => {
+      // progress events carry totals; jobs report the bytes of each step
+      const steps = (onData: (bytes: number) => void) => {
         let seen = 0
-        const got = await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, {
+        return {
           item: a.name,
-          onProgress: (e) => {
+          onProgress: (e: {done: number}) => {
             onData(e.done - seen)
             seen = e.done
           },
-        })
-        return got.fetched
-      },
-    })),
+        }
+      }
+      return {
+        digest: `sha256:${a.sha256}`,
+        size: a.size,
+        fetch: async (onData) => (await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, steps(onData))).fetched,
+        // Very large files (VM images) go through the store, where a download cut by a kill is kept for the next run.
+        ...(a.size < (options.directFilesBelow ?? DIRECT_FILE_MAX) ? {fetchInto: (writer: BlobWriter, onData: (bytes: number) => void) => fetchInto(writer, a.url, {sha256: a.sha256, size: a.size}, steps(onData))} : {}),
+      }
+    }),
   }
 }
 
@@ -66,8 +71,10 @@ function pending(): Pending {
   return p
 }
 
-/** Image blobs at least this large go straight into the archive when they can (see fetchAndWrite); configs stay loose. */
+/** Blobs (image layers, files) at least this large go straight into the archive when they can (see fetchAndWrite); configs stay loose. */
 const DIRECT_MIN = 256 << 10
+/** Files this large or larger are fetched through the store even then: a download cut by a kill is kept there. */
+const DIRECT_FILE_MAX = 2 ** 30
 
 /**
  * True when a file written in `from` can be hard-linked into `to`: one file system, and one that
@@ -118,10 +125,11 @@ async function linkArchive(from: string, target: string, sha256: string, size: n
 /**
  * Fetches what the store lacks and writes the archive at the same time: the writer goes through
  * the blobs in archive order and takes each one as soon as it is there, while later ones are
- * still downloading. When a file in the output folder can be hard-linked into the store, image layers the
- * store lacks are downloaded straight into their place in the archive (one write of their bytes,
- * not two), and the finished bundle is then kept in the store as a pack (a hard link, see
- * packs.ts): that is how those layers enter the store. Everything else goes through the store.
+ * still downloading. When a file in the output folder can be hard-linked into the store, image
+ * layers and files (below DIRECT_FILE_MAX) the store lacks are downloaded straight into their
+ * place in the archive (one write of their bytes, not two), and the finished bundle is then kept
+ * in the store as a pack (a hard link, see packs.ts): that is how those blobs enter the store.
+ * Everything else goes through the store.
  * The first failure on either side stops both; nothing is left behind.
  */
 export async function fetchAndWrite(target: string, entries: Omit<BundleEntries, 'blobs'>, files: {blobs: BlobFile[]; jobs: BlobJob[]}, images: PlannedImages, options: BuildOptions): Promise<{written: WrittenBundle; fetched: number; reused?: boolean}> {
@@ -146,7 +154,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest)).sort((x, y) => layout.offsets.get(x.digest)! - layout.offsets.get(y.digest)!)
   const fileWork = needed(files.jobs)
   const imageWork = needed(images.jobs)
-  const inPlace = new Set(direct ? imageWork.filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])
+  const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])
 
   const waits = new Map<string, Pending>()
   for (const job of [...fileWork, ...imageWork]) if (!waits.has(job.digest)) waits.set(job.digest, pending())

@@ -22,6 +22,8 @@ export interface BuildOptions {
   onProgress?: ProgressListener
   /** "now" for the expiry check; tests only */
   now?: Date
+  /** files this large or larger go through the store even when others go straight into the bundle; default 1 GiB */
+  directFilesBelow?: number
   /** registry TLS and auth options for the lock's images */
   registry?: RegistryOptions
   /** image blob downloads at once, across all images; default 4 (more only adds contention on a fast link) */

@@ -1,12 +1,13 @@
 import {readFileSync} from 'node:fs'
 import fetch from 'node-fetch'
 import type {BlobStore} from '../store/blob-store.js'
+import type {BlobWriter} from '../store/blob-writer.js'
 import {toDigest} from '../store/hashing.js'
 import {FerryError, integrityError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {classifyNetworkError, describe, IdleTimeout, statusError, withRetries} from './http-retry.js'
 import {type BodyResponse, getBody} from './body-stream.js'
-import {alignRange, appendBody, contentLength, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
+import {alignRange, appendBody, contentLength, downloadInto, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
 
 /** How every HTTP transfer behaves; all fields optional. */
 export interface FetchOptions {
@@ -177,32 +178,55 @@ export async function fetchToStore(store: BlobStore, url: string, expect: {sha25
     return {digest, size: present.size, fetched: 0}
   }
 
+  const counter = {fetched: 0}
+  const result = await downloadResumable(store, downloadJob(url, digest, expect.size, opts), getAttempt(url, expect.size, opts, counter))
+  return {...result, fetched: counter.fetched}
+}
+
+/**
+ * Downloads `url` into `writer` (its place in a bundle archive being written), with the same
+ * retries and Range resume as fetchToStore, checked against `expect` at the end. Nothing is kept
+ * elsewhere: on a failure the caller throws the archive away. Returns the bytes downloaded.
+ */
+export async function fetchInto(writer: BlobWriter, url: string, expect: {sha256: string; size: number}, opts: FetchOptions = {}): Promise<number> {
+  checkUrl(url)
+  const digest = toDigest(expect.sha256, opts.item ?? url)
+  const counter = {fetched: 0}
+  await downloadInto(writer, downloadJob(url, digest, expect.size, opts), getAttempt(url, expect.size, opts, counter))
+  return counter.fetched
+}
+
+function downloadJob(url: string, digest: string, size: number | undefined, opts: FetchOptions) {
+  const what = opts.item ?? url
+  return {digest, size, what, policy: retryPolicy(opts), classify: classifier(url, opts)}
+}
+
+/** One GET of `url` from byte `from` on, appended to the writer, with progress and an idle timer. */
+function getAttempt(url: string, size: number | undefined, opts: FetchOptions, counter: {fetched: number}) {
+  const what = opts.item ?? url
   const progress = progressReporter(opts, what)
   const label = describe(url, opts.item)
-  let fetched = 0
-  const job = {digest, size: expect.size, what, policy: retryPolicy(opts), classify: classifier(url, opts)}
-  const result = await downloadResumable(store, job, async (writer, from) => {
+  return async (writer: BlobWriter, from: number): Promise<void> => {
     const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts, true)
     await using(attempt, async ({res}) => {
       if (await rangeExhausted(res, from, writer)) return
       expectOk(res, url, opts.item)
       const announced = await alignRange(res, from, writer, label)
-      const total = expect.size ?? announced
+      const total = size ?? announced
       progress.total = total
       progress.update(writer.size, true)
       await appendBody(writer, res, total, label, {
-        maxSize: expect.size,
+        maxSize: size,
         what,
         onData: (n) => {
           attempt.alive()
-          fetched += n
+          counter.fetched += n
           progress.update(writer.size)
         },
       })
       progress.update(writer.size, true)
     })
-  })
-  return {...result, fetched}
+  }
 }
 
 /** Downloads a small document (checksum list, signature, key) into memory; refuses more than `maxBytes` (default 16 MiB). */

@@ -17,7 +17,7 @@ export default class BundleBuild extends BaseCommand {
 
 Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lock, the bundle is reproducible: two builds of one lock are byte-identical, because created/expires and the signature time come from the lock. The file appears only when complete (written to a temp name, then renamed).
 
-Downloads and writing overlap: the bundle is written in order while later blobs still arrive. When the output folder shares a file system with the store (one with hard links), image layers go straight into the bundle and the bundle is then kept in the store as a pack (a hard link); rebuilding an unchanged lock with the same signer links that pack instead of writing the bytes again.`
+Downloads and writing overlap: the bundle is written in order while later blobs still arrive. When the output folder shares a file system with the store (one with hard links), image layers and files (below 1 GiB; larger ones go through the store, where a download cut short is kept for the next run) go straight into the bundle, and the bundle is then kept in the store as a pack (a hard link); rebuilding an unchanged lock with the same signer links that pack instead of writing the bytes again.`
 
   static examples = [
     {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/manifest.lock.json --key keys/release.key.asc'},
