@@ -171,8 +171,9 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       blob.ready.catch(() => undefined)
     }
   }
-  let opened: (archive: FileHandle) => void = () => undefined
-  const archive = new Promise<FileHandle>((resolve) => (opened = resolve))
+  // where the archive is being written: downloads open it themselves to write their regions
+  let opened: (archive: FileHandle, path: string) => void = () => undefined
+  const archivePath = new Promise<string>((resolve) => (opened = (_archive, path) => resolve(path)))
 
   const all = [...fileWork, ...imageWork]
   const total = all.reduce((n, j) => n + j.size, 0)
@@ -188,7 +189,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   }
   const fetchOne = async (job: BlobJob, onData: (n: number) => void): Promise<number> => {
     if (!inPlace.has(job.digest)) return job.fetch(onData)
-    const writer = BlobWriter.region(await archive, layout.offsets.get(job.digest)!, `${basename(target)} ${job.digest}`)
+    const writer = await BlobWriter.region(await archivePath, layout.offsets.get(job.digest)!, `${basename(target)} ${job.digest}`)
     try {
       return await job.fetchInto!(writer, onData)
     } finally {

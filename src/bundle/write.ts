@@ -282,7 +282,7 @@ export async function removeAbandonedPartials(target: string): Promise<void> {
  */
 export interface ArchiveHooks {
   /** the temp file was opened: blobs marked `inPlace` may be written into it from now on */
-  onOpen?: (archive: FileHandle) => void
+  onOpen?: (archive: FileHandle, path: string) => void
   /** the write failed; the temp file is still open and about to be removed */
   onFail?: (archive: FileHandle) => Promise<void>
 }
@@ -298,7 +298,7 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
   try {
     // Read back too: blobs downloaded into their place are hashed from here.
     const out = await open(temp, 'wx+', 0o644)
-    hooks.onOpen?.(out)
+    hooks.onOpen?.(out, temp)
     try {
       writer = new ArchiveWriter(out, () => {
         if (onProgress && writer!.written - lastReport >= 8 << 20) {

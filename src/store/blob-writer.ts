@@ -68,20 +68,25 @@ export class BlobWriter {
     private readonly durable: boolean,
     /** where byte 0 goes in the file: non-zero for a region of a bigger file */
     private readonly base = 0,
-    /** whether this writer opened the file (and closes it) */
-    private readonly owned = true,
+    /** a region of a bigger file: never truncated, never synced here */
+    private readonly region = false,
   ) {
     this.bytes = size
     this.hashed = size === 0
   }
 
   /**
-   * Writes into a region of a file someone else has open (an archive being assembled): byte 0
-   * goes to `base`. `finish` and `close` leave the file open and unsynced, `truncate` only starts
-   * the region over.
+   * Writes into a region of a bigger file (an archive being assembled): byte 0 goes to `base`.
+   * The writer opens the file itself, so its writes (made by a hash thread, by descriptor) can
+   * never outlive its own handle, whatever the file's owner does meanwhile. `finish` leaves the
+   * file unsynced; `truncate` only starts the region over.
    */
-  static region(handle: FileHandle, base: number, label: string): BlobWriter {
-    return new BlobWriter(label, handle, 0, false, base, false)
+  static async region(path: string, base: number, label: string): Promise<BlobWriter> {
+    try {
+      return new BlobWriter(label, await open(path, 'r+'), 0, false, base, true)
+    } catch (err) {
+      throw asLocalIoError(err, `cannot open ${path}`)
+    }
   }
 
   /** Bytes in the file so far. */
@@ -221,7 +226,7 @@ export class BlobWriter {
   /** Empties the file to start over (the source restarted from byte 0). */
   async truncate(): Promise<void> {
     if (this.broken) throw this.broken
-    if (this.owned) await this.handle.truncate(0)
+    if (!this.region) await this.handle.truncate(0)
     this.hash.drop()
     this.hash = remoteHash()
     this.bytes = 0
@@ -235,7 +240,7 @@ export class BlobWriter {
     const digest = await this.hash.digest()
     try {
       if (this.durable) await this.handle.sync()
-      if (this.owned) await this.handle.close()
+      await this.handle.close()
     } catch (err) {
       throw localWriteError(err, this.path)
     } finally {
@@ -249,7 +254,7 @@ export class BlobWriter {
     await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
     this.hash.drop()
     this.release()
-    if (this.owned) await this.handle.close().catch(() => undefined)
+    await this.handle.close().catch(() => undefined)
   }
 
   private release(): void {
