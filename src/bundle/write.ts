@@ -108,8 +108,8 @@ class ArchiveWriter {
     return slab
   }
 
-  /** Writes (unless the bytes are in the file already) and hashes the filled part of the current slab, which `steps` may be reading too. */
-  private dispatch(write = true): void {
+  /** Writes and hashes the filled part of the current slab, which `steps` may be reading too. */
+  private dispatch(): void {
     const slab = this.slabs[this.turn]
     const view = slab.buffer.subarray(0, this.fill)
     const at = this.written
@@ -120,8 +120,7 @@ class ArchiveWriter {
     this.steps = []
     // Written through the thread pool, beside the hash thread: the archive's one hash is the
     // longest chain of work when every blob is copied from the store, so it does nothing else.
-    const written = write ? writeFullyAt(this.out, view, at) : undefined
-    slab.busy = Promise.all([written, this.hash.update(view), ...steps]).catch((err: unknown) => {
+    slab.busy = Promise.all([writeFullyAt(this.out, view, at), this.hash.update(view), ...steps]).catch((err: unknown) => {
       this.failed ??= err
     })
     this.onChunk()

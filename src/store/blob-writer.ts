@@ -115,20 +115,13 @@ export class BlobWriter {
     return this.slabs[index]
   }
 
+  /** The bytes kept from before (a resumed download) are read back and hashed by the hash thread. */
   private async ensureHashed(): Promise<void> {
     if (this.hashed) return
-    let at = 0
-    let turn = 0
-    while (at < this.bytes) {
-      const slab = this.slab(turn)
-      await slab.busy
-      const {bytesRead} = await this.handle.read(slab.buffer, 0, Math.min(SLAB_BYTES, this.bytes - at), this.base + at)
-      if (bytesRead === 0) throw new Error(`${this.path} changed size while being read (${at} of ${this.bytes} bytes)`)
-      at += bytesRead
-      slab.busy = this.hash.update(slab.buffer.subarray(0, bytesRead))
-      turn = (turn + 1) % SLABS
-    }
-    await Promise.all(this.slabs.map((s) => s.busy))
+    await this.hash.updateFromFile(this.handle.fd, this.base, this.bytes).catch((err: Error & {code?: string}) => {
+      if (err.code) throw err
+      throw new Error(`${this.path} changed size while being read (${this.bytes} bytes expected): ${err.message}`)
+    })
     this.hashed = true
   }
 
