@@ -431,27 +431,14 @@ class Exchange {
   }
 
   async pipeInto(sink: BodySink): Promise<void> {
-    if (this.framing.kind !== 'length') {
-      // chunked or read-until-close: piece by piece, copied in
-      for await (const piece of this.pieces()) {
-        for (let at = 0; at < piece.length; ) {
-          const region = sink.region()
-          const n = Math.min(region.length, piece.length - at)
-          region.set(piece.subarray(at, at + n))
-          at += n
-          const wait = sink.took(n)
-          if (wait) await wait
-        }
-      }
-      return
-    }
     try {
       await new Promise<void>((resolve, reject) => {
         this.sinkDone = {resolve, reject}
         if (this.failure) return reject(this.failure)
         this.sink = sink
-        // What was read along with the head is copied in; from the next read on, bytes land in the
-        // sink (over TLS, each decrypted piece is copied in once).
+        // What was read along with the head is copied in; from the next read on, a body of known
+        // length lands in the sink (over TLS, and for chunked or read-until-close bodies, each
+        // piece is copied in once).
         if (this.flow(undefined) && !this.finished) this.socket.resume()
       })
     } catch (err) {
