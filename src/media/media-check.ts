@@ -1,11 +1,10 @@
 import {readdir, stat} from 'node:fs/promises'
 import {basename, join} from 'node:path'
-import {Sha256Counter} from '../store/hashing.js'
 import {FerryError, integrityError, usageError} from '../ui/errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 import {mediaError} from './media-io.js'
 import {PARTS_SUFFIX, partsFileName, readPartsFile} from './parts-format.js'
-import {readPart} from './parts-reader.js'
+import {readPart, wholeToCheck} from './parts-reader.js'
 
 export interface MediaBundle {
   /** the bundle's file name, e.g. edge-site-1.2.3.ferry.tar */
@@ -99,7 +98,7 @@ export async function verifyMedia(dir: string, pick?: string, onProgress?: Progr
   const results: MediaVerification[] = []
   for (const bundle of chosen) {
     const parts = await readPartsFile(join(dir, partsFileName(bundle)))
-    const total = parts.sha256 !== undefined && parts.parts.length > 1 ? new Sha256Counter() : undefined
+    const total = wholeToCheck(parts)
     const checks: PartCheck[] = []
     let done = 0
     let last = 0

@@ -63,9 +63,17 @@ export async function openPartsInput(partsPath: string): Promise<PartsInput> {
   }
 }
 
+/**
+ * A hash of the joined parts, to compare with parts.json's whole `sha256`, where it must be
+ * computed: an earlier writer gave it for several parts. (For one part it is that part's, which
+ * readPart checks; each part is checked against its own sha256 either way.)
+ */
+export function wholeToCheck(parts: PartsFile): Sha256Counter | undefined {
+  return parts.sha256 !== undefined && parts.parts.length > 1 ? new Sha256Counter() : undefined
+}
+
 async function* joinParts(dir: string, parts: PartsFile): AsyncGenerator<Buffer> {
-  // each part is checked against its sha256; the whole again only where an older writer gave it for several parts
-  const total = parts.sha256 !== undefined && parts.parts.length > 1 ? new Sha256Counter() : undefined
+  const total = wholeToCheck(parts)
   for (const part of parts.parts) yield* readPart(dir, part, total)
   const got = total?.digest()
   if (got !== undefined && got !== parts.sha256) throw integrityError('BUNDLE_DIGEST_MISMATCH', `the parts of ${parts.bundle} join into bytes whose sha256 is ${got}, not ${parts.sha256}: the parts file was altered`)

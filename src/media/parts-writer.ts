@@ -51,6 +51,8 @@ function choosePartSize(fs: MediaFilesystem, size: number, asked?: number): numb
   return fs.fatLimit ? FAT_PART_SIZE : Math.max(size, 1)
 }
 
+const sourceChanged = (path: string) => integrityError('SOURCE_CHANGED', `${path} changed while it was being written; write it again`)
+
 /** Reads a range of the source bundle through shared buffers (see pumpFile); a short read means it changed. */
 async function readSource(path: string, offset: number, size: number, use: (chunk: Buffer, position: number) => Promise<unknown>): Promise<void> {
   let got: number
@@ -61,14 +63,17 @@ async function readSource(path: string, offset: number, size: number, use: (chun
     if ((err as NodeJS.ErrnoException).syscall === 'read' || (err as NodeJS.ErrnoException).syscall === 'open') throw asLocalIoError(err, `reading ${path}`)
     throw err
   }
-  if (got !== size) throw integrityError('SOURCE_CHANGED', `${path} changed while it was being written; write it again`)
+  if (got !== size) throw sourceChanged(path)
 }
 
 /** sha256 of a file already on the medium, hashed on a worker thread. */
 async function hashFile(path: string, size: number): Promise<string> {
   const hash = remoteHash()
   try {
-    if ((await pumpFile(path, 0, size + 1, (chunk) => hash.update(chunk))) !== size) return ''
+    if ((await pumpFile(path, 0, size + 1, (chunk) => hash.update(chunk))) !== size) {
+      hash.drop()
+      return ''
+    }
     return await hash.digest()
   } catch (err) {
     hash.drop()
@@ -116,8 +121,6 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         await syncDir(dir)
       }
     }
-    // bytes of the bundle read so far: a bundle that shrinks or grows meanwhile is refused
-    let fed = 0
     const records: PartRecord[] = []
     const fresh: PartRecord[] = []
     // Read-backs of the parts written, each started once its part is on the medium.
@@ -145,7 +148,6 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         const digest = await counter.digest()
         if ((await onStick) === digest) {
           records.push({file: current, size: range.size, sha256: digest})
-          fed += range.size
           done += range.size
           report('write', current, done, source.size)
           continue
@@ -168,7 +170,6 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
           return Promise.all([counter.update(chunk), writes])
         })
         await writes
-        fed += range.size
         await fh.sync()
       } finally {
         await fh.close().catch(() => {})
@@ -185,7 +186,8 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         readBacks.push(check)
       }
     }
-    if (fed !== source.size || (await stat(source.path)).size !== source.size) throw integrityError('SOURCE_CHANGED', `${source.path} changed while it was being written; write it again`)
+    // Each range read came whole (readSource refuses a short one); a bundle that grew meanwhile is refused too.
+    if ((await stat(source.path).catch(() => undefined))?.size !== source.size) throw sourceChanged(source.path)
     for (const n of names) {
       const m = PART_RE.exec(n)
       if (m && n.startsWith(`${source.file}.part-`) && Number(m[1]) >= plan.length) {
@@ -197,7 +199,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
 
     readingBack.writing = false
     await Promise.all(readBacks)
-    readingBack.end()
+    if (readBacks.length) readingBack.end()
 
     // The whole bundle's sha256 is given where it costs nothing: in one part, it is that part's.
     const whole = records.length === 1 ? {sha256: records[0].sha256} : {}
@@ -260,7 +262,7 @@ async function readBack(dir: string, part: PartRecord, sourcePath: string, offse
   if (same === part.size && size === part.size) return
   // Which side changed? The part's sha256 was taken from the bytes as they were written.
   if (size === part.size && (await hashFile(onStick, part.size)) === part.sha256) {
-    throw integrityError('SOURCE_CHANGED', `${sourcePath} changed while it was being written; write it again`)
+    throw sourceChanged(sourcePath)
   }
   throw integrityError('READBACK_MISMATCH', `${part.file} read back from ${dir} differs from what was written (from byte ${same}): the stick is failing; use another stick`, {part: part.file})
 }
