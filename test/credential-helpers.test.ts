@@ -6,7 +6,7 @@ import {delimiter, join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {findCredentials} from '../src/sources/oci/credentials.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 import {ferry} from './helpers/cli.js'
 import {makeImages, skopeo, startProxy, startRegistry, type Proxy, type Registry} from './helpers/registry.js'
 

@@ -16,7 +16,7 @@ import {BlobStore} from '../src/store/blob-store.js'
 import {remoteHash, takeSlab} from '../src/store/hash-pool.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {fileSigner} from '../src/trust/sign.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 
 const ctx = {} as {dir: string; server: FileServer; lock: LockFile; data: Buffer[]; priv: string}
 const test = suite('hashing workers')

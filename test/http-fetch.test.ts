@@ -10,7 +10,7 @@ import {startFileServer, type FileServer, type FileServerOptions} from '../src/d
 import {fetchBytes, fetchToStore, probe, type FetchOptions} from '../src/sources/http.js'
 import {mapPool} from '../src/sources/pool.js'
 import {BlobStore} from '../src/store/blob-store.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 /** Fast retries so failure paths stay quick. */

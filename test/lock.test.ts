@@ -12,7 +12,7 @@ import {startFileServer, type FileServer} from '../src/demo/file-server.js'
 import {autoVersion, loadBuildInput, lockManifest, readLock, writeLock} from '../src/manifest/lock.js'
 import {findChecksum, requireChecksum} from '../src/sources/checksums.js'
 import {BlobStore} from '../src/store/blob-store.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 
 const run = promisify(execFile)
 const repo = join(dirname(new URL(import.meta.url).pathname), '..')

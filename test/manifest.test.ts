@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {loadManifest, parseManifest} from '../src/manifest/load.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 
 const VALID = `# a site manifest
 apiVersion: ferry/v1

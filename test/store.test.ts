@@ -12,7 +12,7 @@ import {BlobStore} from '../src/store/blob-store.js'
 import {Packs} from '../src/store/packs.js'
 import {HashingStream, sha256File, toDigest} from '../src/store/hashing.js'
 import {CompareReadError, compareFiles} from '../src/store/pump.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 
 const run = promisify(execFile)
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`

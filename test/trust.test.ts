@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import {describeKey, generateKeyPair, listKeys, readPublicKeys, writeKeyPair, type KeyPair} from '../src/trust/keys.js'
 import {armorSignatures, fileSigner, gpgSigner} from '../src/trust/sign.js'
 import {signatureKeyIds, verifyDetached} from '../src/trust/verify.js'
-import {FerryError} from '../src/ui/errors.js'
+import {FerryError} from '../src/errors.js'
 import {makeGnupgHome, writeBytes, type GpgHome} from './helpers/gpg.js'
 
 const DATA = new TextEncoder().encode('{"name":"edge-site","version":"2026.11.0"}\n')

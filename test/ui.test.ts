@@ -9,7 +9,7 @@ import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {runDemo} from '../src/demo/run.js'
-import {formatBytes, parseSize} from '../src/ui/format.js'
+import {formatBytes, parseSize} from '../src/format.js'
 import {ProgressRenderer} from '../src/ui/progress.js'
 import {ferry, REPO} from './helpers/cli.js'
 

@@ -1,47 +1,18 @@
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
-import type {RegistryOptions} from '../sources/oci/registry-client.js'
-import type {BlobStore} from '../store/blob-store.js'
 import {acquirePidLock} from '../store/pid-lock.js'
-import {armorSignatures, type Signer} from '../trust/sign.js'
-import {FerryError, trustError} from '../ui/errors.js'
-import type {ProgressListener} from '../ui/progress.js'
+import {armorSignatures} from '../trust/sign.js'
+import {FerryError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
-import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest, type KeyRotation} from './format.js'
+import type {BuildOptions} from './build-options.js'
+import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
 import {sha256Of} from '../store/hashing.js'
 
-export interface BuildOptions {
-  store: BlobStore
-  signers: Signer[]
-  outDir: string
-  /** parallel downloads */
-  concurrency?: number
-  onProgress?: ProgressListener
-  /** "now" for the expiry check; tests only */
-  now?: Date
-  /** files this large or larger go through the store even when others go straight into the bundle; default 1 GiB */
-  directFilesBelow?: number
-  /** registry TLS and auth options for the lock's images */
-  registry?: RegistryOptions
-  /** image blob downloads at once, across all images; default 4 (more only adds contention on a fast link) */
-  imageJobs?: number
-  /** a new trusted key set for devices, carried inside the signed bundle.json (see rotation.ts) */
-  rotation?: KeyRotation
-  /** build a delta: leave out the blobs this base already carries (see delta.ts) */
-  since?: DeltaBase
-}
+export type {BuildOptions, DeltaBase} from './build-options.js'
 
-/** The bundle a delta is built against: the sites that have it already hold its blobs. */
-export interface DeltaBase {
-  name: string
-  version: string
-  /** sha256 of the base's bundle.json */
-  digest: string
-  has(digest: string): boolean
-}
 
 export interface BuildResult extends WrittenBundle {
   manifest: BundleManifest

@@ -1,5 +1,5 @@
 import {z} from 'zod'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 import {ArtifactKind, HealthCheck, UpstreamProof} from '../manifest/lock-format.js'
 
 export const BUNDLE_SCHEMA = 'ferry.bundle/v1'

@@ -2,7 +2,7 @@ import {stat} from 'node:fs/promises'
 import {locateBundle} from '../media/locate.js'
 import {openPartsInput} from '../media/parts-reader.js'
 import {readFileChunks} from '../store/file-chunks.js'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 
 export interface BundleInput {
   /** what the user named, for messages */

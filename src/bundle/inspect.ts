@@ -1,5 +1,5 @@
 import type {PublicKey} from 'openpgp'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 import {ENTRY, parseBundleJson, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import {readTar} from './tar-reader.js'

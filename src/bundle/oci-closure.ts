@@ -1,4 +1,4 @@
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 
 /** An OCI content descriptor, the fields Ferry checks. */
 export interface Descriptor {

@@ -1,6 +1,6 @@
 import type {RegistryClient} from '../sources/oci/registry-client.js'
 import {hasBlob, mountBlob, uploadBlob} from '../sources/oci/registry-push.js'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 import {ENTRY} from './format.js'
 import type {BundleInput} from './input.js'
 import {readTar} from './tar-reader.js'

@@ -2,7 +2,7 @@ import * as openpgp from 'openpgp'
 import type {PublicKey} from 'openpgp'
 import {readPublicKeys} from '../trust/keys.js'
 import {hexId} from '../trust/pgp-data.js'
-import {trustError, usageError} from '../ui/errors.js'
+import {trustError, usageError} from '../errors.js'
 import type {KeyRotation} from './format.js'
 
 /**

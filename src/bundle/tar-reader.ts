@@ -1,5 +1,5 @@
 import {Header, Pax} from 'tar'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 
 const BLOCK = 512
 

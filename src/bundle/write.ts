@@ -3,8 +3,8 @@ import {type FileHandle, mkdir, open, readdir, rename, rm} from 'node:fs/promise
 import {basename, dirname, join} from 'node:path'
 import {syncDir, writeFullyAt} from '../store/atomic-file.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from '../store/hash-pool.js'
-import {asLocalIoError, integrityError} from '../ui/errors.js'
-import type {ProgressListener} from '../ui/progress.js'
+import {asLocalIoError, integrityError} from '../errors.js'
+import type {ProgressListener} from '../progress.js'
 import {ENTRY, OCI_LAYOUT_BYTES} from './format.js'
 import {END_OF_ARCHIVE, entryLength, fileHeader, padding} from './tar-writer.js'
 

@@ -1,5 +1,5 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
-import {FerryError, toFerryError} from '../ui/errors.js'
+import {FerryError, toFerryError} from '../errors.js'
 import {ProgressRenderer} from '../ui/progress.js'
 
 /** oclif's parse errors span lines; scripts and people both want one. */

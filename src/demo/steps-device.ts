@@ -9,7 +9,7 @@ import {addTrustedKey} from '../device/trust-store.js'
 import {HealthCheck, type LockFile} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {fileSigner} from '../trust/sign.js'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import type {ProgressListener} from '../ui/progress.js'
 
 export interface DemoDeviceInput {

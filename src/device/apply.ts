@@ -1,7 +1,7 @@
 import {resolve} from 'node:path'
 import {mkdir} from 'node:fs/promises'
 import {acquirePidLock} from '../store/pid-lock.js'
-import {FerryError, toFerryError, usageError} from '../ui/errors.js'
+import {FerryError, toFerryError, usageError} from '../errors.js'
 import {containerdAddress, type DeviceConfig, readDeviceConfig, underRoot} from './config.js'
 import {importImagesToContainerd} from './containerd.js'
 import {describeFailure, type CheckListener, type HealthReport, runHealthChecks} from './health.js'

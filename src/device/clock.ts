@@ -1,4 +1,4 @@
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 import {readTrustFile, SeenClock, trustFile, writeTrustFile} from './trust-format.js'
 

@@ -2,7 +2,7 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parse} from 'yaml'
 import {z} from 'zod'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 
 const HookCommand = z.string().min(1)

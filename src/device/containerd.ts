@@ -1,7 +1,7 @@
 import {spawn} from 'node:child_process'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import {ociArchive} from './oci-archive.js'
 import type {SlotManifest} from './state-format.js'
 

@@ -4,7 +4,7 @@ import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {BlobSink} from '../bundle/verify.js'
 import {syncDir} from '../store/atomic-file.js'
-import {asLocalIoError} from '../ui/errors.js'
+import {asLocalIoError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 import {checkpoint} from './testing.js'
 

@@ -1,5 +1,5 @@
 import {resolve} from 'node:path'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import type {DeviceConfig, HookName} from './config.js'
 import type {DevicePaths, SlotName} from './paths.js'
 import {slotDir} from './paths.js'

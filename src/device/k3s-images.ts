@@ -5,7 +5,7 @@ import {basename, join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {cannotLink, fsyncFile, syncDir} from '../store/atomic-file.js'
-import {asLocalIoError} from '../ui/errors.js'
+import {asLocalIoError} from '../errors.js'
 import {deviceBlobPath, ociArchive} from './oci-archive.js'
 import type {SlotManifest} from './state-format.js'
 

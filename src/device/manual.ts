@@ -1,4 +1,4 @@
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import {refuseInFlight} from './apply.js'
 import {readDeviceConfig} from './config.js'
 import {readState} from './journal.js'

@@ -4,7 +4,7 @@ import {imageClosure, type Descriptor} from '../bundle/oci-closure.js'
 import {ENTRY, OCI_LAYOUT_BYTES} from '../bundle/format.js'
 import {END_OF_ARCHIVE, fileHeader, padding} from '../bundle/tar-writer.js'
 import {digestHex} from '../store/hashing.js'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 import type {SlotManifest} from './state-format.js'
 
 /** Annotations containerd and other OCI tools read an image's full name from. */

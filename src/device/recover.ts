@@ -1,7 +1,7 @@
 import {mkdir, readdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {acquirePidLock} from '../store/pid-lock.js'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import {runTrial} from './apply.js'
 import {readDeviceConfig} from './config.js'
 import {describeFailure, type HealthReport} from './health.js'

@@ -1,5 +1,5 @@
 import semver from 'semver'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 import {BadReleases, readTrustFile, trustFile, VersionFloor, writeTrustFile} from './trust-format.js'
 

@@ -1,4 +1,4 @@
-import {ExitCode, type ExitCodeName, FerryError} from '../ui/errors.js'
+import {ExitCode, type ExitCodeName, FerryError} from '../errors.js'
 import type {DeviceConfig} from './config.js'
 import {underRoot} from './config.js'
 import {collectGarbage, type GcResult} from './gc.js'

@@ -1,7 +1,7 @@
 import {statfs} from 'node:fs/promises'
 import {dirname} from 'node:path'
-import {FerryError} from '../ui/errors.js'
-import {formatBytes} from '../ui/format.js'
+import {FerryError} from '../errors.js'
+import {formatBytes} from '../format.js'
 
 /** Bytes free for an unprivileged writer on the filesystem holding `path` (or its nearest existing parent). */
 export async function freeBytes(path: string): Promise<number | undefined> {

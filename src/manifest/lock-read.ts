@@ -1,8 +1,8 @@
 // Reading a lock file, and what `bundle build` takes: light on purpose, so that a build from a
 // lock does not load the manifest parser and every upstream's resolver (see loadBuildInput).
 import {readFile, stat} from 'node:fs/promises'
-import {usageError} from '../ui/errors.js'
-import type {LockOptions} from './lock.js'
+import {usageError} from '../errors.js'
+import type {LockOptions} from './lock-options.js'
 import {LockFile} from './lock-format.js'
 
 /** A manifest is a few KiB; anything far larger is the wrong file. */

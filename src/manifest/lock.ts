@@ -1,31 +1,21 @@
 import {dirname, join} from 'node:path'
 import {resolveFiles} from '../sources/files.js'
-import type {FetchOptions} from '../sources/http.js'
 import {resolveK3s} from '../sources/k3s.js'
 import {resolveKubernetes} from '../sources/kubernetes.js'
 import {resolveImages} from '../sources/oci/resolve.js'
-import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import {createResolveContext, orderArtifacts} from '../sources/resolve-context.js'
 import {resolveVms} from '../sources/vm.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {BlobStore} from '../store/blob-store.js'
-import {asLocalIoError} from '../ui/errors.js'
-import type {ProgressListener} from '../ui/progress.js'
+import {asLocalIoError} from '../errors.js'
 import {parseDuration} from './duration.js'
 import {loadManifest} from './load.js'
 import {LockFile, type HealthCheck} from './lock-format.js'
+import type {LockOptions} from './lock-options.js'
 import type {HealthSpec} from './schema.js'
 
-export interface LockOptions {
-  /** blob store for artifacts whose size is only known after downloading them; default the user's cache */
-  store?: BlobStore
-  /** the moment the lock is resolved at (default: now) */
-  now?: Date
-  onProgress?: ProgressListener
-  http?: FetchOptions
-  /** TLS and auth options for the registries of `spec.images` */
-  registry?: RegistryOptions
-}
+export type {LockOptions} from './lock-options.js'
+
 
 /**
  * Resolves a manifest into a lock: every artifact pinned to a URL, a sha256 and a

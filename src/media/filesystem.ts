@@ -1,5 +1,5 @@
 import {readFile, realpath, statfs} from 'node:fs/promises'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 
 /** The largest file FAT32 can hold: 4 GiB − 1 byte. */
 export const FAT_MAX_FILE = 2 ** 32 - 1

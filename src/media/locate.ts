@@ -1,6 +1,6 @@
 import {readdir, stat} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import {PARTS_SUFFIX} from './parts-format.js'
 
 export interface Located {

@@ -1,4 +1,4 @@
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 
 /**
  * Any system error on the medium is exit 6: a full stick (fusefat answers EPERM,

@@ -1,7 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {basename} from 'node:path'
 import {z} from 'zod'
-import {integrityError, usageError} from '../ui/errors.js'
+import {integrityError, usageError} from '../errors.js'
 
 export const PARTS_SCHEMA = 'ferry.parts/v1'
 export const PARTS_SUFFIX = '.parts.json'

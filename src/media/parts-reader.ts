@@ -2,7 +2,7 @@ import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {Sha256Counter} from '../store/hashing.js'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 import {mediaError} from './media-io.js'
 import {readPartsFile, type PartRecord, type PartsFile} from './parts-format.js'
 

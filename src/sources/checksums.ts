@@ -1,5 +1,5 @@
 import {posix} from 'node:path'
-import {integrityError} from '../ui/errors.js'
+import {integrityError} from '../errors.js'
 
 /**
  * Upstream checksum files. Understood forms, one entry a line:

@@ -1,7 +1,7 @@
 import type {LockedArtifact} from '../manifest/lock-format.js'
 import type {K3sSpec} from '../manifest/schema.js'
 import {isReleaseTag} from '../manifest/schema.js'
-import {upstreamError, usageError} from '../ui/errors.js'
+import {upstreamError, usageError} from '../errors.js'
 import {requireChecksum} from './checksums.js'
 import type {ResolveContext} from './resolve-context.js'
 

@@ -1,6 +1,6 @@
 import type {LockedArtifact} from '../manifest/lock-format.js'
 import type {KubernetesSpec} from '../manifest/schema.js'
-import {usageError} from '../ui/errors.js'
+import {usageError} from '../errors.js'
 import {requireChecksum} from './checksums.js'
 import {linuxArches, platformFor} from './k3s.js'
 import type {ResolveContext} from './resolve-context.js'

@@ -1,8 +1,8 @@
 import {posix} from 'node:path'
 import type {LockedArtifact} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
-import {usageError} from '../ui/errors.js'
-import type {ProgressListener} from '../ui/progress.js'
+import {usageError} from '../errors.js'
+import type {ProgressListener} from '../progress.js'
 import {fetchBytes, fetchToStore, probe, type FetchOptions} from './http.js'
 
 /**

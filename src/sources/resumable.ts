@@ -1,6 +1,6 @@
 import {type BlobInfo, type BlobStore, checkBlob} from '../store/blob-store.js'
 import type {AppendOptions, BlobWriter, DirectSource} from '../store/blob-writer.js'
-import {ExitCode, FerryError} from '../ui/errors.js'
+import {ExitCode, FerryError} from '../errors.js'
 import {RestartSignal, type RetryPolicy, TransientError, withRetries} from './http-retry.js'
 
 /** Parses a `Content-Range: bytes a-b/total` header; `start` is absent for an unsatisfied range. */

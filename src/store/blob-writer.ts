@@ -1,5 +1,5 @@
 import {open, type FileHandle} from 'node:fs/promises'
-import {asLocalIoError, FerryError, integrityError} from '../ui/errors.js'
+import {asLocalIoError, FerryError, integrityError} from '../errors.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
 
 /**

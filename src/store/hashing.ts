@@ -1,7 +1,7 @@
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {Transform, type TransformCallback} from 'node:stream'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 
 /** Read size for hashing files: big reads keep per-call overhead far below the cost of hashing. */
 export const READ_CHUNK = 1 << 20

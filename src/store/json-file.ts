@@ -1,6 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import type {z} from 'zod'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 
 /**
  * Reads a JSON file Ferry wrote and validates it with its schema; `undefined`

@@ -1,5 +1,5 @@
 import {open, readFile, rm} from 'node:fs/promises'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 
 export interface PidLock {
   path: string

@@ -3,7 +3,7 @@ import {mkdir, open, readdir, readFile, stat, unlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import * as openpgp from 'openpgp'
 import type {Key, PublicKey} from 'openpgp'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import {armorKinds, armoredBlocks, hexId, isArmored, reason} from './pgp-data.js'
 
 export type {PublicKey} from 'openpgp'

@@ -1,7 +1,7 @@
 import {spawn} from 'node:child_process'
 import * as openpgp from 'openpgp'
 import type {PrivateKey} from 'openpgp'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import {readKeyFile} from './keys.js'
 import {hexId, reason} from './pgp-data.js'
 

@@ -1,6 +1,6 @@
 import * as openpgp from 'openpgp'
 import type {PublicKey, SignaturePacket} from 'openpgp'
-import {FerryError} from '../ui/errors.js'
+import {FerryError} from '../errors.js'
 import {hexId, isArmored, reason} from './pgp-data.js'
 
 export interface VerifiedSigner {

@@ -1,19 +1,10 @@
 import type {Ora} from 'ora'
-import {formatBytes, formatDuration} from './format.js'
+import {formatBytes, formatDuration} from '../format.js'
 
-/** What the core reports while it works; it never draws anything itself. */
-export interface ProgressEvent {
-  /** e.g. "fetch", "write", "verify" */
-  phase: string
-  /** the artifact or file being worked on, if one */
-  item?: string
-  /** bytes done so far in this phase */
-  done: number
-  /** bytes expected in this phase, when known */
-  total?: number
-}
+import type {ProgressEvent, ProgressListener} from '../progress.js'
 
-export type ProgressListener = (event: ProgressEvent) => void
+export type {ProgressEvent, ProgressListener}
+
 
 interface RendererOptions {
   stream?: NodeJS.WriteStream

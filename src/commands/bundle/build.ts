@@ -7,8 +7,8 @@ import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {loadBuildInput} from '../../manifest/lock-read.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {fileSigner, gpgSigner, type Signer} from '../../trust/sign.js'
-import {usageError} from '../../ui/errors.js'
-import {formatBytes} from '../../ui/format.js'
+import {usageError} from '../../errors.js'
+import {formatBytes} from '../../format.js'
 
 export default class BundleBuild extends BaseCommand {
   static summary = 'Build a signed bundle from a manifest or a lock.'

@@ -2,7 +2,7 @@ import {Args} from '@oclif/core'
 import {diffBundles, type Change} from '../../bundle/diff.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class BundleDiff extends BaseCommand {
   static summary = 'Show what changed between two bundles, and what a delta would carry.'

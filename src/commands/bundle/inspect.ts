@@ -4,7 +4,7 @@ import {inspectBundle} from '../../bundle/inspect.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class BundleInspect extends BaseCommand {
   static summary = 'Show what a bundle carries, without reading all of it.'

@@ -4,8 +4,8 @@ import {pushBundle} from '../../bundle/push.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
-import {usageError} from '../../ui/errors.js'
-import {formatBytes} from '../../ui/format.js'
+import {usageError} from '../../errors.js'
+import {formatBytes} from '../../format.js'
 
 export default class BundlePush extends BaseCommand {
   static summary = "Verify a bundle and load its images into a site's registry."

@@ -5,8 +5,8 @@ import {verifyBundleStream} from '../../bundle/verify.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
-import {usageError} from '../../ui/errors.js'
-import {formatBytes} from '../../ui/format.js'
+import {usageError} from '../../errors.js'
+import {formatBytes} from '../../format.js'
 
 export default class BundleVerify extends BaseCommand {
   static summary = 'Check a bundle end to end: signature, expiry, every byte.'

@@ -3,7 +3,7 @@ import {BaseCommand} from '../../cli/base-command.js'
 import {rootFlag} from '../../cli/flags.js'
 import {importBundle} from '../../device/import.js'
 import {devicePaths} from '../../device/paths.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class DeviceImport extends BaseCommand {
   static summary = 'Verify a bundle and stage it into the inactive slot.'

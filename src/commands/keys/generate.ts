@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {generateKeyPair, writeKeyPair} from '../../trust/keys.js'
-import {FerryError} from '../../ui/errors.js'
+import {FerryError} from '../../errors.js'
 
 export default class KeysGenerate extends BaseCommand {
   static summary = 'Create an OpenPGP key pair for signing bundles.'

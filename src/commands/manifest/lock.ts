@@ -4,7 +4,7 @@ import {BaseCommand} from '../../cli/base-command.js'
 import {registryFlags, registryOptions} from '../../cli/flags.js'
 import {defaultLockPath, lockManifest, writeLock} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class ManifestLock extends BaseCommand {
   static summary = 'Resolve a manifest into a lock file: every artifact pinned to a URL, sha256 and size.'

@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {listMedia} from '../../media/media-check.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class UsbList extends BaseCommand {
   static summary = 'List the bundles on a stick.'

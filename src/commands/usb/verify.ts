@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {verifyMedia} from '../../media/media-check.js'
-import {formatBytes} from '../../ui/format.js'
+import {formatBytes} from '../../format.js'
 
 export default class UsbVerify extends BaseCommand {
   static summary = 'Re-read a stick and check every part of its bundles.'

@@ -6,8 +6,8 @@ import {openBundleInput} from '../../bundle/input.js'
 import {readBundleHead} from '../../bundle/inspect.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {writeBundleToMedia} from '../../media/parts-writer.js'
-import {usageError} from '../../ui/errors.js'
-import {formatBytes, parseSize} from '../../ui/format.js'
+import {usageError} from '../../errors.js'
+import {formatBytes, parseSize} from '../../format.js'
 
 export default class UsbWrite extends BaseCommand {
   static summary = 'Copy a bundle to a mounted USB stick, split into parts, and read it back.'

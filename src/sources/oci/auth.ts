@@ -1,5 +1,5 @@
 import type {Response} from 'node-fetch'
-import {upstreamError} from '../../ui/errors.js'
+import {upstreamError} from '../../errors.js'
 import type {Credentials} from './credentials.js'
 
 /** What a registry asked for in its WWW-Authenticate header. */

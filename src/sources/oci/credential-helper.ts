@@ -1,6 +1,6 @@
 import {execFile, type ExecFileException} from 'node:child_process'
 import {z} from 'zod'
-import {FerryError, usageError} from '../../ui/errors.js'
+import {FerryError, usageError} from '../../errors.js'
 import {DOCKER_HUB} from './reference.js'
 
 /** A helper waiting on a prompt nobody sees must not hang a scheduled job. */

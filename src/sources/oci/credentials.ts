@@ -2,7 +2,7 @@ import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {z} from 'zod'
-import {usageError} from '../../ui/errors.js'
+import {usageError} from '../../errors.js'
 import {helperCredentials, helperProgram, type HelperOrigin} from './credential-helper.js'
 import {DOCKER_HUB} from './reference.js'
 

@@ -1,4 +1,4 @@
-import {integrityError, upstreamError, usageError} from '../../ui/errors.js'
+import {integrityError, upstreamError, usageError} from '../../errors.js'
 import {isIndexType, isSchema1Type, MEDIA} from './media-types.js'
 
 export interface Platform {

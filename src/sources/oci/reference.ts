@@ -1,5 +1,5 @@
 import {isAbsolute, resolve} from 'node:path'
-import {usageError} from '../../ui/errors.js'
+import {usageError} from '../../errors.js'
 
 /** An image in a registry: `registry/repository[:tag][@digest]`, Docker Hub short names expanded. */
 export interface RegistryReference {

@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {integrityError} from '../../ui/errors.js'
+import {integrityError} from '../../errors.js'
 import {withRetries} from '../http-retry.js'
 import {MAX_DOCUMENT} from './document.js'
 import {MANIFEST_ACCEPT} from './media-types.js'

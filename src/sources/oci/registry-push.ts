@@ -1,5 +1,5 @@
 import {Readable} from 'node:stream'
-import {upstreamError} from '../../ui/errors.js'
+import {upstreamError} from '../../errors.js'
 import type {RegistryClient} from './registry-client.js'
 
 /** Whether the repository already holds the blob (HEAD). */

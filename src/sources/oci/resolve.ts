@@ -1,5 +1,5 @@
 import type {LockedArtifact} from '../../manifest/lock-format.js'
-import type {ProgressListener} from '../../ui/progress.js'
+import type {ProgressListener} from '../../progress.js'
 import {mapPool} from '../pool.js'
 import {checkConfigPlatform, parseImageDocument, platformString, selectPlatforms} from './document.js'
 import {ImageSources, manifestPlatform} from './image-source.js'

@@ -1,6 +1,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
 import {Header, Pax} from 'tar'
-import {integrityError} from '../../ui/errors.js'
+import {integrityError} from '../../errors.js'
 
 export interface TarMember {
   /** offset of the member's data in the file */
