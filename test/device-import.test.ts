@@ -143,6 +143,12 @@ test('refused: the version the device runs with other content is "same version, 
   const artifacts = defaultArtifacts('1.0.0').map((a) => (a.name === 'files/release-notes.txt' ? {...a, content: 'release 1.0.0, rebuilt\n'} : a))
   const changed = await makeBundle({dir: ctx.dir, version: '1.0.0', signers: [ctx.k1], artifacts})
   await refused(dev, changed.path, 4, 'SAME_VERSION_DIFFERENT_CONTENT', new RegExp(`same version, different content.*${ctx.v1.digest}.*${changed.digest}`))
+  // Built again later from the manifest: only created/expires differ, so it is the release the device runs.
+  const later = await makeBundle({dir: ctx.dir, version: '1.0.0', signers: [ctx.k1], created: new Date(Date.now() - 60_000)})
+  assert.is.not(later.digest, ctx.v1.digest)
+  const r = await importCli(later.path, dev)
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.is(r.json!.result.status, 'already-applied')
 })
 
 test('refused: a bundle of another name (exit 4) unless --switch-name; each name keeps its own floor', async () => {

@@ -1,13 +1,16 @@
 import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
 import semver from 'semver'
 import {Header} from 'tar'
 import {type BundleManifest, ENTRY} from '../bundle/format.js'
 import type {BundleInput} from '../bundle/input.js'
 import {parseBundleJson} from '../bundle/format.js'
+import {sameContent} from '../bundle/same-version.js'
 import type {BaseBlobs} from '../bundle/verify.js'
 import {integrityError, trustError} from '../errors.js'
 import type {DeviceBlobs} from './device-blobs.js'
-import type {DevicePaths} from './paths.js'
+import {type DevicePaths, type SlotName, slotDir} from './paths.js'
 import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState} from './state-format.js'
 import {checkRotation, committedName, isBad, readFloor} from './trust-store.js'
@@ -34,6 +37,12 @@ async function hasRelease(paths: DevicePaths, state: DeviceState, digest: string
     if ((await readSlotManifest(paths, slot).catch(() => undefined))?.digest === digest) return true
   }
   return false
+}
+
+/** Whether the slot's bundle.json describes the same release as `bundleJson` (only its times differ). */
+async function runsContent(paths: DevicePaths, slot: SlotName, bundleJson: Buffer): Promise<boolean> {
+  const running = await readFile(join(slotDir(paths, slot), ENTRY.manifest)).catch(() => undefined)
+  return running !== undefined && sameContent(running, bundleJson)
 }
 
 /**
@@ -67,7 +76,7 @@ export async function checkRelease(
     throw trustError('DOWNGRADE', `${what} is older than ${floor}, the lowest version of ${m.name} this device accepts (anti-rollback); import a newer bundle`)
   }
   if (running && running.name === m.name && running.version === m.version) {
-    if (running.digest === digest) throw new AlreadyApplied(digest)
+    if (running.digest === digest || (await runsContent(paths, running.slot, bundleJson))) throw new AlreadyApplied(digest)
     throw trustError(
       'SAME_VERSION_DIFFERENT_CONTENT',
       `${what}: same version, different content: the device runs ${m.version} with bundle.json ${running.digest}, this bundle's is ${digest}; build the change as a new version`,
