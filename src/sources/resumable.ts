@@ -1,4 +1,5 @@
-import {type BlobInfo, type BlobStore, checkBlob} from '../store/blob-store.js'
+import {type BlobInfo, checkBlob} from '../store/blob-check.js'
+import type {BlobStore} from '../store/blob-store.js'
 import type {AppendOptions, BlobWriter, DirectSource} from '../store/blob-writer.js'
 import {ExitCode, FerryError} from '../errors.js'
 import {RestartSignal, type RetryPolicy, TransientError, withRetries} from './http-retry.js'
