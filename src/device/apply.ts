@@ -1,5 +1,4 @@
 import {resolve} from 'node:path'
-import {mkdir} from 'node:fs/promises'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {FerryError, toFerryError, usageError} from '../errors.js'
 import {containerdAddress, type DeviceConfig, readDeviceConfig, underRoot} from './config.js'
@@ -12,6 +11,7 @@ import {type DevicePaths, slotDir} from './paths.js'
 import {type CommitResult, commitTrial, record, rollBack, withRollbackNote} from './settle.js'
 import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState, SlotManifest, SlotRelease} from './state-format.js'
+import {requireDevice} from './presence.js'
 import {pointCurrentAt} from './switch.js'
 import {checkpoint} from './testing.js'
 
@@ -75,7 +75,7 @@ function imageTargets(config: DeviceConfig, release: SlotManifest, options: Appl
  */
 export async function applyStaged(paths: DevicePaths, options: ApplyOptions = {}): Promise<ApplyResult> {
   const say = options.say ?? (() => {})
-  await mkdir(paths.base, {recursive: true})
+  await requireDevice(paths)
   const lock = await acquirePidLock(paths.lock, 'the device')
   try {
     let state = await readState(paths)

@@ -1,4 +1,4 @@
-import {mkdir, readFile, rm} from 'node:fs/promises'
+import {readFile, rm} from 'node:fs/promises'
 import {openBundleInput} from '../bundle/input.js'
 import {type BaseBlobs, verifyBundleStream} from '../bundle/verify.js'
 import {acquirePidLock} from '../store/pid-lock.js'
@@ -12,6 +12,7 @@ import {writeFileAtomic} from '../store/atomic-file.js'
 import {readState, writeState} from './journal.js'
 import {type DevicePaths, otherSlot, type SlotName} from './paths.js'
 import {hostPlatform} from './platform.js'
+import {requireDevice} from './presence.js'
 import {ensureFreeSpace} from './space.js'
 import {stageSlot} from './stage-slot.js'
 import type {DeviceState, DeviceStateName} from './state-format.js'
@@ -66,12 +67,12 @@ async function restoreState(paths: DevicePaths, raw: Buffer | undefined): Promis
  * verified; a refused import leaves state.json and the slots as they were.
  */
 export async function importBundle(paths: DevicePaths, bundlePath: string, opts: ImportOptions = {}): Promise<ImportResult> {
+  await requireDevice(paths)
   const input = await openBundleInput(bundlePath)
   const platform = opts.platform ?? (await readDeviceConfig(paths)).platform ?? hostPlatform()
   const blobs = new DeviceBlobs(paths)
   const needed = await peekSpaceNeeded(input, blobs, platform)
   await ensureFreeSpace(paths.base, needed, `importing ${input.label}`)
-  await mkdir(paths.base, {recursive: true})
   const lock = await acquirePidLock(paths.lock, 'the device')
   try {
     const raw = await readFile(paths.state).catch((err) => {

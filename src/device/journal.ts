@@ -7,7 +7,7 @@ const INITIAL: DeviceState = {schema: 'ferry.device-state/v1', state: 'idle', tr
 
 /** Reads state.json; a device never touched by Ferry is `idle` with nothing installed. */
 export async function readState(paths: DevicePaths): Promise<DeviceState> {
-  const state = await readJsonFile(paths.state, DeviceState, 'STATE_CORRUPT', 'it is only ever replaced by an atomic rename, so the disk may be failing')
+  const state = await readJsonFile(paths.state, DeviceState, 'STATE_CORRUPT', 'run "ferry device recover --rebuild-state" to rebuild it from the slots (the disk may be failing: it is only ever replaced by an atomic rename)')
   return state ?? {...INITIAL}
 }
 

@@ -4,12 +4,14 @@ import {readDeviceConfig} from './config.js'
 import {readState} from './journal.js'
 import {withDeviceLock} from './lock.js'
 import type {DevicePaths} from './paths.js'
+import {requireDevice} from './presence.js'
 import {type CommitResult, commitTrial, rollBack} from './settle.js'
 import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState} from './state-format.js'
 
 /** `device commit`: accept the release in trial without waiting for its checks. */
-export function commitByHand(paths: DevicePaths): Promise<CommitResult> {
+export async function commitByHand(paths: DevicePaths): Promise<CommitResult> {
+  await requireDevice(paths)
   return withDeviceLock(paths, async () => {
     const state = await readState(paths)
     if (state.state !== 'trial') {
@@ -23,7 +25,8 @@ export function commitByHand(paths: DevicePaths): Promise<CommitResult> {
  * `device rollback`: leave the release in trial, or the committed one for the previous slot when that
  * slot still holds its release (an import since then overwrote it). The release left is marked bad.
  */
-export function rollBackByHand(paths: DevicePaths): Promise<DeviceState> {
+export async function rollBackByHand(paths: DevicePaths): Promise<DeviceState> {
+  await requireDevice(paths)
   return withDeviceLock(paths, async () => {
     const state = await readState(paths)
     if (state.state === 'trial') {

@@ -1,4 +1,4 @@
-import {mkdir, readdir, rm} from 'node:fs/promises'
+import {readdir, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {FerryError} from '../errors.js'
@@ -6,6 +6,7 @@ import {runTrial} from './apply.js'
 import {readDeviceConfig} from './config.js'
 import {describeFailure, type HealthReport} from './health.js'
 import {readState} from './journal.js'
+import {rebuildState} from './rebuild-state.js'
 import type {DevicePaths} from './paths.js'
 import {commitTrial, record, rollBack} from './settle.js'
 import {readSlotManifest} from './slot-manifest.js'
@@ -43,12 +44,16 @@ function rolledBackError(state: DeviceState, why: string): FerryError {
  * - settled states: nothing to do (a `current` link that disagrees with the journal is put back).
  * Ending on the old release is reported as health exit 7 (the update did not take), with the reason.
  */
-export async function recoverDevice(paths: DevicePaths, options: {say?: (line: string) => void} = {}): Promise<RecoverResult> {
+export async function recoverDevice(paths: DevicePaths, options: {say?: (line: string) => void; rebuildState?: boolean} = {}): Promise<RecoverResult> {
   const say = options.say ?? (() => {})
-  await mkdir(paths.base, {recursive: true})
+  // At boot on a device never provisioned there is nothing to recover, and nothing to create.
+  if (!(await stat(paths.base).catch(() => undefined))?.isDirectory()) {
+    return {action: 'nothing', state: await readState(paths), message: `nothing to recover: ${paths.root} holds no Ferry state`}
+  }
   const lock = await acquirePidLock(paths.lock, 'the device')
   try {
     await dropLeftovers(paths)
+    if (options.rebuildState) say(`state.json rebuilt from the slots; the unreadable file is kept as ${(await rebuildState(paths)).kept}`)
     let state = await readState(paths)
     const config = await readDeviceConfig(paths)
     const target = state.current

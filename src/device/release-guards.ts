@@ -67,6 +67,11 @@ export async function markBad(paths: DevicePaths, digest: string, about: {name?:
   await writeTrustFile(trustFile.bad(paths), bad)
 }
 
+/** Every release a rollback marked bad, oldest first. */
+export async function readBadReleases(paths: DevicePaths): Promise<BadReleases['releases']> {
+  return (await readBad(paths)).releases
+}
+
 /** The bad-release record for this bundle.json digest, if a rollback marked it. */
 export async function isBad(paths: DevicePaths, digest: string): Promise<BadReleases['releases'][number] | undefined> {
   return (await readBad(paths)).releases.find((r) => r.digest === digest)

@@ -47,6 +47,8 @@ export interface ArtifactSpec {
   /** where the device installs it inside a slot (bin/…, vm/…, files/…, images/…) */
   dest?: string
   platform?: string
+  /** the upstream version (k3s, kubernetes) */
+  version?: string
   /** the bytes: given, a file streamed into the store, or `size` pseudo-random bytes derived from `seed` */
   content: string | Buffer | {file: string} | {size: number; seed: string}
   mediaType?: string
@@ -128,6 +130,7 @@ export async function makeBundle(spec: BundleSpec): Promise<MadeBundle> {
       mediaType: a.mediaType ?? 'application/octet-stream',
       ...(a.dest ? {dest: a.dest} : {}),
       ...(a.platform ? {platform: a.platform} : {}),
+      ...(a.version ? {version: a.version} : {}),
       upstream: {verifiedBy: 'sha256'},
     })
   }
@@ -159,6 +162,8 @@ export interface TestDevice {
 export async function makeDevice(root: string, opts: {trust?: TestKey[]} = {}): Promise<TestDevice> {
   await mkdir(root, {recursive: true})
   const paths = devicePaths(root)
+  // provisioned: Ferry's folder exists, as `device trust add` leaves it
+  await mkdir(paths.base, {recursive: true})
   for (const k of opts.trust ?? []) await addTrustedKey(paths, k.pub)
   return {root, paths}
 }
