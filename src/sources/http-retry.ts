@@ -1,5 +1,6 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 import {FerryError} from '../errors.js'
+import {IdleTimeout, ProxyFailure, RedirectError} from './net/net-errors.js'
 
 /** Network error codes that mean the host could not be reached at all. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'])
@@ -23,9 +24,6 @@ export class TransientError extends Error {
 /** Thrown by an attempt that must simply run again from a new starting point (not a failure). */
 export class RestartSignal extends Error {}
 
-/** Thrown when the idle timer of an attempt fired. */
-export class IdleTimeout extends Error {}
-
 export interface RetryPolicy {
   retries: number
   backoffMs: number
@@ -41,9 +39,16 @@ export function classifyNetworkError(err: unknown, url: string, item: string | u
   if (err instanceof IdleTimeout) {
     return new TransientError(new FerryError('upstream', 'TIMEOUT', `${label}: no data for ${Math.round(timeoutMs / 1000)}s; the server or network stalled, try again later`))
   }
-  const e = err as {type?: string; code?: string; errno?: string; message?: string}
-  if (e.type === 'max-redirect') return new FerryError('upstream', 'TOO_MANY_REDIRECTS', `${label}: more than 10 redirects; check the URL`, {cause: err})
-  if (e.type === 'invalid-redirect') return new FerryError('upstream', 'BAD_REDIRECT', `${label}: ${e.message}`, {cause: err})
+  if (err instanceof ProxyFailure) {
+    // A proxy that wants other credentials will not change its mind; one out of reach may come back.
+    if (err.auth) return new FerryError('upstream', 'PROXY_AUTH', `${label}: ${err.message}`, {cause: err, details: {proxy: err.proxy}})
+    return new TransientError(new FerryError('upstream', 'PROXY_FAILED', `${label}: ${err.message}; check --proxy, HTTPS_PROXY / HTTP_PROXY and NO_PROXY`, {cause: err, details: {proxy: err.proxy}}))
+  }
+  if (err instanceof RedirectError) {
+    if (err.type === 'max-redirect') return new FerryError('upstream', 'TOO_MANY_REDIRECTS', `${label}: ${err.message}; check the URL`, {cause: err})
+    return new FerryError('upstream', 'BAD_REDIRECT', `${label}: ${err.message}`, {cause: err})
+  }
+  const e = err as {code?: string; errno?: string; message?: string}
   const code = e.code ?? e.errno
   if (code && UNREACHABLE_CODES.has(code)) {
     const host = safeHost(url)

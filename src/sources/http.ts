@@ -1,12 +1,11 @@
 import {readFileSync} from 'node:fs'
-import fetch from 'node-fetch'
 import type {BlobStore} from '../store/blob-store.js'
 import type {BlobWriter} from '../store/blob-writer.js'
 import {toDigest} from '../store/hashing.js'
 import {FerryError, integrityError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
-import {classifyNetworkError, describe, IdleTimeout, statusError, withRetries} from './http-retry.js'
-import {type BodyResponse, getBody} from './body-stream.js'
+import {classifyNetworkError, describe, statusError, withRetries} from './http-retry.js'
+import {type HttpAnswer, sharedTransport} from './net/transport.js'
 import {alignRange, appendBody, contentLength, downloadInto, downloadResumable, parseContentRange, rangeExhausted} from './resumable.js'
 
 /** How every HTTP transfer behaves; all fields optional. */
@@ -25,6 +24,8 @@ export interface FetchOptions {
   headers?: Record<string, string>
   /** User-Agent header; default `ferry/<version>` */
   userAgent?: string
+  /** proxy URL for every request (`--proxy`), over HTTPS_PROXY / HTTP_PROXY; NO_PROXY still applies */
+  proxy?: string
 }
 
 /** Result of fetchToStore: the stored blob, and how many bytes crossed the network in this call. */
@@ -45,26 +46,6 @@ const VERSION = (() => {
     return '0'
   }
 })()
-
-/** What this module reads of an answer, from node-fetch or from getBody. */
-interface Answer {
-  status: number
-  statusText: string
-  ok: boolean
-  url: string
-  headers: {get(name: string): string | null}
-  body: unknown
-}
-
-interface Attempt<R extends Answer = Answer> {
-  res: R
-  /** tells the idle timer that data arrived */
-  alive(): void
-  /** stops the idle timer and releases the connection if the body was not read */
-  end(): void
-  /** whether the idle timer is what aborted this attempt */
-  readonly timedOut: boolean
-}
 
 function checkUrl(url: string): void {
   let parsed: URL
@@ -88,55 +69,21 @@ function requestHeaders(extra: Record<string, string>, opts: FetchOptions): Reco
   }
 }
 
-/**
- * One request with an idle timer covering both the wait for headers and every gap in the body.
- * `large`: a body to stream into the store, read through getBody (no per-read garbage; each
- * piece valid until the next is read); otherwise node-fetch.
- */
-async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions): Promise<Attempt>
-async function request(url: string, method: 'GET', extra: Record<string, string>, opts: FetchOptions, large: true): Promise<Attempt<BodyResponse>>
-async function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions, large = false): Promise<Attempt> {
-  const controller = new AbortController()
-  const state = {timedOut: false}
-  const timer = setTimeout(() => {
-    state.timedOut = true
-    controller.abort()
-  }, opts.timeoutMs ?? 60_000)
-  const end = () => {
-    clearTimeout(timer)
-    controller.abort()
-  }
-  try {
-    const headers = requestHeaders(extra, opts)
-    const res: Answer = large
-      ? await getBody(url, {headers, follow: MAX_REDIRECTS, signal: controller.signal})
-      : await fetch(url, {method, headers, compress: false, follow: MAX_REDIRECTS, signal: controller.signal})
-    return {
-      res,
-      alive: () => timer.refresh(),
-      end,
-      get timedOut() {
-        return state.timedOut
-      },
-    }
-  } catch (err) {
-    end()
-    throw state.timedOut ? new IdleTimeout() : err
-  }
+/** One request with the idle timeout (no headers, or a gap in the body, for `timeoutMs`). */
+function request(url: string, method: 'GET' | 'HEAD', extra: Record<string, string>, opts: FetchOptions, follow?: number): Promise<HttpAnswer> {
+  return sharedTransport(opts.proxy).send(url, {method, headers: requestHeaders(extra, opts), idleMs: opts.timeoutMs ?? 60_000, follow: follow ?? MAX_REDIRECTS})
 }
 
-/** Runs `work` on a started attempt; always releases it, and reports an idle abort as a timeout. */
-async function using<T, R extends Answer>(attempt: Attempt<R>, work: (attempt: Attempt<R>) => Promise<T>): Promise<T> {
+/** Runs `work` on an answer; always releases its connection. */
+async function using<T>(res: HttpAnswer, work: (res: HttpAnswer) => Promise<T>): Promise<T> {
   try {
-    return await work(attempt)
-  } catch (err) {
-    throw attempt.timedOut ? new IdleTimeout() : err
+    return await work(res)
   } finally {
-    attempt.end()
+    res.close()
   }
 }
 
-function expectOk(res: Answer, url: string, item?: string): void {
+function expectOk(res: HttpAnswer, url: string, item?: string): void {
   if (!res.ok) throw statusError(res.status, res.statusText, res.headers.get('retry-after'), url, item)
 }
 
@@ -207,19 +154,17 @@ function getAttempt(url: string, size: number | undefined, opts: FetchOptions, c
   const progress = progressReporter(opts, what)
   const label = describe(url, opts.item)
   return async (writer: BlobWriter, from: number): Promise<void> => {
-    const attempt = await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts, true)
-    await using(attempt, async ({res}) => {
+    await using(await request(url, 'GET', from > 0 ? {Range: `bytes=${from}-`} : {}, opts), async (res) => {
       if (await rangeExhausted(res, from, writer)) return
       expectOk(res, url, opts.item)
       const announced = await alignRange(res, from, writer, label)
       const total = size ?? announced
       progress.total = total
       progress.update(writer.size, true)
-      await appendBody(writer, res, total, label, {
+      await appendBody(writer, res.body, total, label, {
         maxSize: size,
         what,
         onData: (n) => {
-          attempt.alive()
           counter.fetched += n
           progress.update(writer.size)
         },
@@ -236,14 +181,12 @@ export async function fetchBytes(url: string, opts: FetchOptions & {maxBytes?: n
   const tooLarge = () =>
     integrityError('TOO_LARGE', `${describe(url, opts.item)}: larger than the ${maxBytes} bytes allowed for this kind of file; check the URL`, {maxBytes})
   return withRetries(retryPolicy(opts), classifier(url, opts), async () =>
-    using(await request(url, 'GET', {}, opts), async (attempt) => {
-      const {res} = attempt
+    using(await request(url, 'GET', {}, opts), async (res) => {
       expectOk(res, url, opts.item)
       if ((contentLength(res) ?? 0) > maxBytes) throw tooLarge()
       const chunks: Buffer[] = []
       let size = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        attempt.alive()
+      for await (const chunk of res.body) {
         size += chunk.byteLength
         if (size > maxBytes) throw tooLarge()
         chunks.push(chunk)
@@ -260,16 +203,22 @@ const HEAD_REFUSED = new Set([400, 403, 405, 501])
 export async function probe(url: string, opts: FetchOptions = {}): Promise<{size?: number; url: string}> {
   checkUrl(url)
   return withRetries(retryPolicy(opts), classifier(url, opts), async () => {
-    const head = await using(await request(url, 'HEAD', {}, opts), async ({res}) => {
+    const head = await using(await request(url, 'HEAD', {}, opts), async (res) => {
       if (res.ok) return {size: contentLength(res), url: res.url}
       if (!HEAD_REFUSED.has(res.status)) expectOk(res, url, opts.item)
       return undefined
     })
     if (head?.size !== undefined) return head
-    return using(await request(url, 'GET', {Range: 'bytes=0-0'}, opts), async ({res}) => {
+    return using(await request(url, 'GET', {Range: 'bytes=0-0'}, opts), async (res) => {
       expectOk(res, url, opts.item)
       const size = res.status === 206 ? parseContentRange(res.headers.get('content-range'))?.total : contentLength(res)
       return {size, url: res.url}
     })
   })
+}
+
+/** Where `url` redirects to (its Location, not followed), with the status; one try, no retries. */
+export async function redirectOf(url: string, opts: FetchOptions = {}): Promise<{status: number; location?: string}> {
+  checkUrl(url)
+  return using(await request(url, 'GET', {}, opts, 0), async (res) => ({status: res.status, location: res.headers.get('location') ?? undefined}))
 }

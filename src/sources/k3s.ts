@@ -1,7 +1,7 @@
 import type {LockedArtifact} from '../manifest/lock-format.js'
 import type {K3sSpec} from '../manifest/schema.js'
 import {isReleaseTag} from '../manifest/schema.js'
-import {upstreamError, usageError} from '../errors.js'
+import {FerryError, upstreamError, usageError} from '../errors.js'
 import {requireChecksum} from './checksums.js'
 import type {ResolveContext} from './resolve-context.js'
 
@@ -34,7 +34,7 @@ export async function resolveK3s(spec: K3sSpec, platforms: string[], ctx: Resolv
         `k3s is built for ${K3S_ARCHES.join(', ')}: set spec.k3s.arches or spec.platforms`,
     )
   }
-  const version = spec.version ?? (await resolveChannel(spec.channelUrl, spec.channel!))
+  const version = spec.version ?? (await resolveChannel(spec.channelUrl, spec.channel!, ctx))
   const release = `${spec.base.replace(/\/+$/, '')}/${encodeURIComponent(version)}`
   const perArch = await Promise.all(arches.map((arch) => resolveArch(release, version, arch, platformFor(arch, platforms), spec.airgapImages, ctx)))
   return perArch.flat()
@@ -81,16 +81,16 @@ async function resolveArch(release: string, version: string, arch: string, platf
  * update.k3s.io, `<channelUrl>/<channel>` answers with a redirect whose last
  * path segment is the release tag (…/releases/tag/v1.30.4+k3s1).
  */
-export async function resolveChannel(channelUrl: string, channel: string): Promise<string> {
+async function resolveChannel(channelUrl: string, channel: string, ctx: ResolveContext): Promise<string> {
   const url = `${channelUrl.replace(/\/+$/, '')}/${encodeURIComponent(channel)}`
-  let res: Response
+  let res: {status: number; location?: string}
   try {
-    res = await fetch(url, {method: 'GET', redirect: 'manual', signal: AbortSignal.timeout(30_000)})
+    res = await ctx.redirectOf(url)
   } catch (err) {
-    throw upstreamError('CHANNEL_UNREACHABLE', `k3s channel server ${url} did not answer (${(err as Error).message}); check the network or spec.k3s.channelUrl`, err)
+    const reason = err instanceof FerryError ? err.message : (err as Error).message
+    throw upstreamError('CHANNEL_UNREACHABLE', `k3s channel server ${url} did not answer (${reason}); check the network, the proxy or spec.k3s.channelUrl`, err)
   }
-  await res.body?.cancel()
-  const location = res.headers.get('location')
+  const location = res.location
   if (res.status === 404) {
     throw upstreamError('CHANNEL_UNKNOWN', `k3s channel "${channel}" does not exist at ${channelUrl} (HTTP 404); check spec.k3s.channel`)
   }

@@ -3,7 +3,7 @@ import type {LockedArtifact} from '../manifest/lock-format.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {usageError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
-import {fetchBytes, fetchToStore, probe, type FetchOptions} from './http.js'
+import {fetchBytes, fetchToStore, probe, redirectOf, type FetchOptions} from './http.js'
 
 /**
  * What the upstream resolvers (vm, k3s, kubernetes, files) share while a manifest
@@ -16,6 +16,8 @@ export interface ResolveContext {
   fetchSmall(url: string): Promise<Buffer>
   /** the artifact's size: Content-Length of a HEAD, else by downloading it into the store (checked against sha256) */
   sizeOf(url: string, sha256: string, name: string): Promise<number>
+  /** where a URL redirects to, not followed (a channel server's answer) */
+  redirectOf(url: string): Promise<{status: number; location?: string}>
 }
 
 export interface ResolveContextOptions {
@@ -41,6 +43,7 @@ export function createResolveContext(opts: ResolveContextOptions): ResolveContex
       }
       return pending
     },
+    redirectOf: (url) => redirectOf(url, {...opts.http, timeoutMs: 30_000}),
     sizeOf(url, sha256, name) {
       return limit(async () => {
         const head = await probe(url, opts.http)

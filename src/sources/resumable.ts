@@ -1,5 +1,6 @@
-import {type BlobInfo, type BlobStore, checkBlob} from '../store/blob-store.js'
-import type {AppendOptions, BlobWriter, DirectSource} from '../store/blob-writer.js'
+import {type BlobInfo, checkBlob} from '../store/blob-check.js'
+import type {BlobStore} from '../store/blob-store.js'
+import type {AppendOptions, BlobWriter} from '../store/blob-writer.js'
 import {ExitCode, FerryError} from '../errors.js'
 import {RestartSignal, type RetryPolicy, TransientError, withRetries} from './http-retry.js'
 
@@ -53,7 +54,7 @@ export function contentLength(res: RangeAnswer): number | undefined {
  * Appends a response body to the kept bytes; a body that ends before `total` (when known) is a
  * transient TRUNCATED failure, so the retry resumes from where it stopped.
  */
-export async function appendBody(writer: BlobWriter, body: AsyncIterable<Uint8Array> | DirectSource, total: number | undefined, label: string, options: AppendOptions): Promise<void> {
+export async function appendBody(writer: BlobWriter, body: AsyncIterable<Uint8Array>, total: number | undefined, label: string, options: AppendOptions): Promise<void> {
   await writer.append(body, options)
   if (total !== undefined && writer.size < total) {
     throw new TransientError(new FerryError('upstream', 'TRUNCATED', `${label}: the transfer ended after ${writer.size} of ${total} bytes; try again later`))

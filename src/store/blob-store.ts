@@ -1,28 +1,15 @@
-import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises'
+import {chmod, mkdir, open, rename, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 import {mapPool} from '../sources/pool.js'
-import {asLocalIoError, integrityError} from '../errors.js'
+import {asLocalIoError} from '../errors.js'
 import {fsyncFile} from './atomic-file.js'
+import {type BlobExpectation, type BlobInfo, checkBlob} from './blob-check.js'
 import {BlobWriter} from './blob-writer.js'
 import {digestHex, sha256Of, toDigest} from './hashing.js'
 import {Packs} from './packs.js'
-import {processAlive} from './pid-lock.js'
-
-/** What the caller knows about a blob before it arrives; anything given is checked. */
-export interface BlobExpectation {
-  digest?: string
-  size?: number
-  /** names the artifact in error messages, e.g. `k3s-airgap-images-amd64.tar.zst` */
-  what?: string
-}
-
-export interface BlobInfo {
-  digest: string
-  size: number
-}
+import {isMissing, PartialDownloads, removeIfPresent, uniqueSuffix} from './partials.js'
 
 export interface BlobStoreOptions {
   /**
@@ -37,29 +24,6 @@ export interface BlobStoreOptions {
 
 /** No write permission for anyone: how a sealed blob (flushed to disk after it was verified) is told apart. */
 const SEALED_MODE = 0o444
-
-/** Compares what arrived with what was expected: SIZE_MISMATCH or DIGEST_MISMATCH (exit 3). */
-export function checkBlob(actual: BlobInfo, expect: BlobExpectation, what: string): BlobInfo {
-  if (expect.size !== undefined && actual.size !== expect.size) {
-    throw integrityError(
-      'SIZE_MISMATCH',
-      `${what}: size mismatch: expected ${expect.size} bytes, got ${actual.size}; the data is truncated or not the expected content`,
-      {expected: expect.size, actual: actual.size},
-    )
-  }
-  if (expect.digest !== undefined && actual.digest !== expect.digest) {
-    throw integrityError(
-      'DIGEST_MISMATCH',
-      `${what}: digest mismatch: expected ${expect.digest}, got ${actual.digest}; the data is corrupt or changed at its source (re-lock if the change is legitimate)`,
-      {expected: expect.digest, actual: actual.digest},
-    )
-  }
-  return actual
-}
-
-const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
-
-const uniqueSuffix = () => `${process.pid}.${randomBytes(6).toString('hex')}`
 
 /**
  * Content-addressed blob store on disk:
@@ -77,6 +41,7 @@ export class BlobStore {
   private readonly checked = new Set<string>()
   /** bundles kept whole, whose blobs count as stored (see packs.ts) */
   readonly packs: Packs
+  private readonly partials: PartialDownloads
 
   constructor(
     readonly root: string,
@@ -84,6 +49,7 @@ export class BlobStore {
   ) {
     this.durable = options.durable ?? false
     this.packs = new Packs(path.join(root, 'packs'))
+    this.partials = new PartialDownloads(path.join(root, 'partial'), this.durable)
   }
 
   /** The store folder: `flag`, else `$FERRY_STORE`, else `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`. */
@@ -102,15 +68,11 @@ export class BlobStore {
     return path.join(this.root, 'tmp')
   }
 
-  private get partialDir() {
-    return path.join(this.root, 'partial')
-  }
-
   /** Creates the store's folders if missing (safe to call again). */
   init(): Promise<void> {
     this.ready ??= (async () => {
       try {
-        for (const dir of [this.blobDir, this.tmpDir, this.partialDir, this.packs.dir]) await mkdir(dir, {recursive: true})
+        for (const dir of [this.blobDir, this.tmpDir, this.partials.dir, this.packs.dir]) await mkdir(dir, {recursive: true})
       } catch (err) {
         this.ready = undefined
         throw asLocalIoError(err, `cannot create the blob store at ${this.root}`)
@@ -160,32 +122,17 @@ export class BlobStore {
 
   /** Where an interrupted download of this blob is parked for a later run. */
   partialPath(digest: string): string {
-    return path.join(this.partialDir, digestHex(digest))
+    return this.partials.pathOf(digest)
   }
 
   /**
-   * Takes, for this process alone, the partial download of `digest` to continue it: the parked one,
-   * else one left by a process that no longer exists (killed mid-download), else a new empty file.
-   * The writer's `size` says how many bytes are already there. End with `commit`, `park` or `discard`.
+   * Takes, for this process alone, the partial download of `digest` to continue it (see
+   * partials.ts); the writer's `size` says how many bytes are already there. End with `commit`,
+   * `park` or `discard`.
    */
   async claimPartial(digest: string): Promise<BlobWriter> {
     await this.init()
-    const hex = digestHex(digest)
-    const mine = path.join(this.partialDir, `${hex}.${uniqueSuffix()}`)
-    if (await this.tryRename(this.partialPath(digest), mine)) return BlobWriter.resume(mine, {durable: this.durable})
-
-    const orphan = new RegExp(`^${hex}\\.(\\d+)\\.[0-9a-f]+$`)
-    const candidates: {file: string; size: number}[] = []
-    for (const name of await readdir(this.partialDir)) {
-      const pid = Number(orphan.exec(name)?.[1] ?? NaN)
-      if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue
-      const file = path.join(this.partialDir, name)
-      const info = await stat(file).catch(() => undefined)
-      if (info) candidates.push({file, size: info.size})
-    }
-    candidates.sort((a, b) => b.size - a.size)
-    for (const {file} of candidates) if (await this.tryRename(file, mine)) return BlobWriter.resume(mine, {durable: this.durable})
-    return BlobWriter.create(mine, {durable: this.durable})
+    return this.partials.claim(digest)
   }
 
   /**
@@ -218,19 +165,14 @@ export class BlobStore {
   }
 
   /** Keeps an unfinished download for a later run (an empty one is simply removed). */
-  async park(writer: BlobWriter, digest: string): Promise<void> {
-    await writer.close()
-    const parked = this.partialPath(digest)
-    const existing = await stat(parked).catch(() => undefined)
-    // Another process may have parked its own meanwhile: keep whichever got further.
-    if (writer.size === 0 || (existing && existing.size >= writer.size)) return this.remove(writer.path)
-    await rename(writer.path, parked)
+  park(writer: BlobWriter, digest: string): Promise<void> {
+    return this.partials.park(writer, digest)
   }
 
   /** Throws away an unfinished write. */
   async discard(writer: BlobWriter): Promise<void> {
     await writer.close()
-    await this.remove(writer.path)
+    await removeIfPresent(writer.path)
   }
 
   /**
@@ -303,28 +245,12 @@ export class BlobStore {
   /** Removes a blob found damaged, so that the next use fetches it again (a pack holding it goes whole). */
   async evict(digest: string): Promise<void> {
     this.checked.delete(digest)
-    if (await this.has(digest)) return this.remove(this.pathOf(digest))
+    if (await this.has(digest)) return removeIfPresent(this.pathOf(digest))
     const packed = await this.packs.locate(digest)
     if (packed) await this.packs.drop(packed.pack)
   }
 
   private check(actual: BlobInfo, expect: BlobExpectation, writer: BlobWriter | undefined): BlobInfo {
     return checkBlob(actual, expect, expect.what ?? writer?.path ?? 'blob')
-  }
-
-  private async tryRename(from: string, to: string): Promise<boolean> {
-    try {
-      await rename(from, to)
-      return true
-    } catch (err) {
-      if (isMissing(err)) return false
-      throw err
-    }
-  }
-
-  private async remove(file: string): Promise<void> {
-    await unlink(file).catch((err) => {
-      if (!isMissing(err)) throw err
-    })
   }
 }

@@ -18,14 +18,6 @@ export interface AppendOptions {
   onData?: (bytes: number) => void
 }
 
-/**
- * A source that reads straight into the writer's slabs (a socket told where its next read goes):
- * see BodySink in sources/body-stream.ts.
- */
-export interface DirectSource {
-  pipeInto(sink: {region(): Uint8Array; took(n: number): Promise<void> | undefined}): Promise<void>
-}
-
 export interface BlobWriterOptions {
   /** fsync the file in `finish` (default true) */
   durable?: boolean
@@ -50,8 +42,7 @@ interface Slab {
 /**
  * Appends streamed bytes to one file while hashing them in the same pass. The hash always covers
  * exactly the bytes in the file, so a writer interrupted by its source can take more bytes later
- * (a resumed download). Chunks of an iterable are copied in (their producer may reuse them once
- * handed over); a direct source reads into the slabs themselves.
+ * (a resumed download). Chunks are copied in: their producer may reuse them once handed over.
  */
 export class BlobWriter {
   private hash: RemoteHash = remoteHash()
@@ -125,11 +116,8 @@ export class BlobWriter {
     this.hashed = true
   }
 
-  /**
-   * Takes in every chunk of `source`, writing and hashing; returns the number of bytes added. A
-   * direct source reads straight into the slabs; chunks of an iterable are copied in.
-   */
-  async append(source: AsyncIterable<Uint8Array> | DirectSource, options: AppendOptions = {}): Promise<number> {
+  /** Takes in every chunk of `source`, writing and hashing; returns the number of bytes added. */
+  async append(source: AsyncIterable<Uint8Array>, options: AppendOptions = {}): Promise<number> {
     if (this.broken) throw this.broken
     await this.ensureHashed()
     const start = this.size
@@ -182,27 +170,16 @@ export class BlobWriter {
 
     try {
       await slab.busy
-      if ('pipeInto' in source) {
-        await source.pipeInto({
-          region: () => slab.buffer.subarray(fill),
-          took: (n) => {
-            take(n)
-            fill += n
-            return fill === SLAB_BYTES ? dispatch() : undefined
-          },
-        })
-      } else {
-        for await (const chunk of source) {
-          const n = chunk.byteLength
-          take(n)
-          let taken = 0
-          while (taken < n) {
-            const step = Math.min(n - taken, SLAB_BYTES - fill)
-            slab.buffer.set(step === n ? chunk : chunk.subarray(taken, taken + step), fill)
-            fill += step
-            taken += step
-            if (fill === SLAB_BYTES) await dispatch()
-          }
+      for await (const chunk of source) {
+        const n = chunk.byteLength
+        take(n)
+        let taken = 0
+        while (taken < n) {
+          const step = Math.min(n - taken, SLAB_BYTES - fill)
+          slab.buffer.set(step === n ? chunk : chunk.subarray(taken, taken + step), fill)
+          fill += step
+          taken += step
+          if (fill === SLAB_BYTES) await dispatch()
         }
       }
     } finally {

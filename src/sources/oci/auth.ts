@@ -1,5 +1,5 @@
-import type {Response} from 'node-fetch'
 import {upstreamError} from '../../errors.js'
+import type {HttpAnswer} from '../net/transport.js'
 import type {Credentials} from './credentials.js'
 
 /** What a registry asked for in its WWW-Authenticate header. */
@@ -54,7 +54,7 @@ interface TokenAnswer {
   expires_in?: number
 }
 
-type Send = (url: string, init: {method: 'GET' | 'POST'; headers: Record<string, string>; body?: string}) => Promise<Response>
+type Send = (url: string, init: {method: 'GET' | 'POST'; headers: Record<string, string>; body?: string}) => Promise<HttpAnswer>
 
 /**
  * Bearer tokens, fetched from the challenge's realm once per scope set and reused until
@@ -84,7 +84,7 @@ export class TokenCache {
    * docker sends it to Azure Container Registry, Docker Hub and other OAuth2 token services.
    */
   private async fetchToken(challenge: Extract<Challenge, {scheme: 'bearer'}>, scopes: string[], creds: Credentials | undefined, registry: string) {
-    let res: Response
+    let res: HttpAnswer
     if (creds?.identityToken) {
       const form = new URLSearchParams({grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'ferry'})
       if (challenge.service) form.set('service', challenge.service)

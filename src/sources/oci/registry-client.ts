@@ -1,11 +1,9 @@
 import {readFileSync} from 'node:fs'
-import http from 'node:http'
-import https from 'node:https'
 import {rootCertificates} from 'node:tls'
-import fetch, {type RequestInit, type Response} from 'node-fetch'
-import {type BodyResponse, getBody} from '../body-stream.js'
 import {FerryError, upstreamError, usageError} from '../../errors.js'
 import {classifyNetworkError, statusError, withRetries} from '../http-retry.js'
+import {proxySettings} from '../net/proxy-env.js'
+import {type HttpAnswer, type SendOptions, Transport} from '../net/transport.js'
 import {basicHeader, parseChallenge, registryReason, TokenCache, whoIs, type Challenge} from './auth.js'
 import {findCredentials, type Credentials} from './credentials.js'
 import {DOCKER_HUB} from './reference.js'
@@ -25,30 +23,27 @@ export interface RegistryOptions {
   timeoutMs?: number
   /** parallel connections per registry; default 16 */
   maxSockets?: number
+  /** proxy URL (`--proxy`), over HTTPS_PROXY / HTTP_PROXY; NO_PROXY still applies */
+  proxy?: string
 }
 
 export interface RequestOptions {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'PATCH'
   headers?: Record<string, string>
-  body?: RequestInit['body']
+  /** a stream or iterable is sent as read, with backpressure; its chunks must stay unchanged until the request ends */
+  body?: SendOptions['body']
   /** token scopes beyond `repository:<repo>:pull` */
   push?: boolean
   /** other repositories read in the same request (cross-repository mount) */
   alsoPull?: string[]
   signal?: AbortSignal
-  /**
-   * a GET whose body is streamed into the store: read through getBody (no per-read garbage;
-   * each body piece is valid only until the next is read)
-   */
-  large?: boolean
 }
 
-/** What callers read of an answer, from node-fetch or from getBody. */
-export type RegistryAnswer = Response | BodyResponse
+/** What callers read of an answer. */
+export type RegistryAnswer = HttpAnswer
 
 /** Every request: who asks, and the bytes exactly as stored (digests and ranges count them). */
 const BASE_HEADERS = {'User-Agent': 'ferry', 'Accept-Encoding': 'identity'}
-const MAX_REDIRECTS = 10
 
 const TLS_PROTOCOL = /wrong version number|EPROTO|packet length too long|unknown protocol/i
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS/
@@ -68,9 +63,7 @@ export class RegistryClient {
   private challenge?: Challenge
   private readonly creds = new Map<string, Promise<Credentials | undefined>>()
   private readonly tokens: TokenCache
-  private readonly httpsAgent: https.Agent
-  private readonly httpAgent: http.Agent
-  private readonly ca?: string[]
+  private readonly transport: Transport
   readonly insecure: boolean
 
   constructor(
@@ -86,10 +79,11 @@ export class RegistryClient {
         throw usageError('BAD_CA_FILE', `--ca-file ${options.caFile}: ${(err as Error).message}`)
       }
     }
-    this.ca = ca
-    const maxSockets = options.maxSockets ?? 16
-    this.httpsAgent = new https.Agent({keepAlive: true, maxSockets, ca, rejectUnauthorized: !this.insecure})
-    this.httpAgent = new http.Agent({keepAlive: true, maxSockets})
+    this.transport = new Transport({
+      proxy: proxySettings(options.proxy),
+      tls: {...(ca ? {ca} : {}), rejectUnauthorized: !this.insecure},
+      connections: options.maxSockets ?? 16,
+    })
     this.tokens = new TokenCache((url, init) => this.raw(url, init))
   }
 
@@ -106,19 +100,8 @@ export class RegistryClient {
     return (err: unknown) => classifyNetworkError(err, `${this.registry}`, what, this.options.timeoutMs ?? 60_000)
   }
 
-  private raw(url: string, init: RequestInit): Promise<Response> {
-    return fetch(url, {
-      ...init,
-      compress: false,
-      follow: MAX_REDIRECTS,
-      agent: (u: URL) => (u.protocol === 'http:' ? this.httpAgent : this.httpsAgent),
-      headers: {...BASE_HEADERS, ...(init.headers as Record<string, string>)},
-    })
-  }
-
-  /** A GET whose body is streamed into the store (see RequestOptions.large). */
-  private rawBody(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<BodyResponse> {
-    return getBody(url, {headers: {...BASE_HEADERS, ...headers}, tls: {ca: this.ca, rejectUnauthorized: !this.insecure}, signal, follow: MAX_REDIRECTS})
+  private raw(url: string, init: Omit<SendOptions, 'idleMs'>): Promise<HttpAnswer> {
+    return this.transport.send(url, {...init, headers: {...BASE_HEADERS, ...init.headers}, idleMs: this.options.timeoutMs ?? 60_000})
   }
 
   /** `https://host` or, for loopback and insecure registries that speak no TLS, `http://host`. */
@@ -127,7 +110,7 @@ export class RegistryClient {
       try {
         const res = await this.raw(`https://${this.host}/v2/`, {method: 'GET'})
         this.challenge = parseChallenge(res.headers.get('www-authenticate'))
-        await res.arrayBuffer().catch(() => undefined)
+        res.close()
         return `https://${this.host}`
       } catch (err) {
         const e = err as {code?: string; message?: string}
@@ -135,7 +118,7 @@ export class RegistryClient {
         if ((isLoopback(this.registry) || this.insecure) && TLS_PROTOCOL.test(text)) {
           const res = await this.raw(`http://${this.host}/v2/`, {method: 'GET'})
           this.challenge = parseChallenge(res.headers.get('www-authenticate'))
-          await res.arrayBuffer().catch(() => undefined)
+          res.close()
           return `http://${this.host}`
         }
         if (CERT_CODES.test(e.code ?? '')) {
@@ -182,15 +165,12 @@ export class RegistryClient {
    * A request under `/v2/<repository>` (or an absolute URL the registry gave, e.g. an upload
    * Location). Answers 401 once by (re)authenticating; a second 401/403 is exit 5 with the reason.
    */
-  async request(repository: string, path: string, opts: RequestOptions & {large: true}): Promise<BodyResponse>
-  async request(repository: string, path: string, opts?: RequestOptions): Promise<Response>
   async request(repository: string, path: string, opts: RequestOptions = {}): Promise<RegistryAnswer> {
     const origin = await this.origin()
     const url = /^https?:\/\//.test(path) ? path : new URL(path, origin).toString()
     const send = async () => {
       const auth = await this.authorization(repository, opts)
       const headers = {...opts.headers, ...(auth ? {Authorization: auth} : {})}
-      if (opts.large && (opts.method ?? 'GET') === 'GET' && opts.body === undefined) return this.rawBody(url, headers, opts.signal)
       return this.raw(url, {method: opts.method ?? 'GET', headers, body: opts.body, signal: opts.signal})
     }
     let res = await send()
@@ -200,7 +180,7 @@ export class RegistryClient {
       if (fresh) this.challenge = fresh
       const changed = !had || (fresh && (fresh.scheme !== had.scheme || (fresh.scheme === 'bearer' && had.scheme === 'bearer' && fresh.realm !== had.realm)))
       if (changed || fresh?.scheme === 'bearer') {
-        await res.arrayBuffer().catch(() => undefined)
+        res.close()
         res = await send()
       }
     }

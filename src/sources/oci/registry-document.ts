@@ -20,11 +20,11 @@ async function fetchAs(client: RegistryClient, repo: string, kind: 'manifests' |
   return withRetries(client.policy, client.classify(what), async () => {
     const res = await client.request(repo, `/v2/${repo}/${kind}/${digest}`, {headers: {Accept: MANIFEST_ACCEPT}})
     if (res.status === 404) {
-      await res.arrayBuffer().catch(() => undefined)
+      res.close()
       return undefined
     }
     if (!res.ok) throw await client.failure(res, what)
-    const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_DOCUMENT, `${what} is larger than ${MAX_DOCUMENT} bytes: not an image document`)
+    const bytes = await readCapped(res.body, MAX_DOCUMENT, `${what} is larger than ${MAX_DOCUMENT} bytes: not an image document`)
     const actual = 'sha256:' + createHash('sha256').update(bytes).digest('hex')
     if (actual !== digest) throw integrityError('DIGEST_MISMATCH', `${what}: the bytes the registry sent hash to ${actual}; the registry or a proxy changed them`)
     return bytes

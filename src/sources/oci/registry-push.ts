@@ -1,10 +1,10 @@
-import {Readable} from 'node:stream'
 import {upstreamError} from '../../errors.js'
 import type {RegistryClient} from './registry-client.js'
 
 /** Whether the repository already holds the blob (HEAD). */
 export async function hasBlob(client: RegistryClient, repo: string, digest: string): Promise<boolean> {
   const res = await client.request(repo, `/v2/${repo}/blobs/${digest}`, {method: 'HEAD', push: true})
+  res.close()
   if (res.status === 404) return false
   if (!res.ok) throw await client.failure(res, `${client.registry}/${repo} blob ${digest}`)
   return true
@@ -13,7 +13,7 @@ export async function hasBlob(client: RegistryClient, repo: string, digest: stri
 /** Links a blob from another repository of the same registry without sending it; false when refused. */
 export async function mountBlob(client: RegistryClient, repo: string, digest: string, from: string): Promise<boolean> {
   const res = await client.request(repo, `/v2/${repo}/blobs/uploads/?mount=${digest}&from=${encodeURIComponent(from)}`, {method: 'POST', push: true, alsoPull: [from]})
-  await res.arrayBuffer().catch(() => undefined)
+  res.close()
   if (res.status === 201) return true
   if (res.status === 202) {
     // The registry opened an upload instead: close it, the bytes come another way.
@@ -28,7 +28,7 @@ export async function mountBlob(client: RegistryClient, repo: string, digest: st
 export async function uploadBlob(client: RegistryClient, repo: string, digest: string, size: number, body: AsyncIterable<Uint8Array>): Promise<void> {
   const what = `${client.registry}/${repo} upload of ${digest}`
   const start = await client.request(repo, `/v2/${repo}/blobs/uploads/`, {method: 'POST', push: true})
-  await start.arrayBuffer().catch(() => undefined)
+  start.close()
   const location = start.headers.get('location')
   if (start.status !== 202 || !location) throw await client.failure(start, what)
   const url = new URL(location, start.url)
@@ -37,10 +37,10 @@ export async function uploadBlob(client: RegistryClient, repo: string, digest: s
     method: 'PUT',
     push: true,
     headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
-    body: Readable.from(body),
+    body,
   })
   if (res.status !== 201) throw await client.failure(res, what)
-  await res.arrayBuffer().catch(() => undefined)
+  res.close()
 }
 
 /** PUTs a manifest or index under a tag or its digest. */
@@ -50,5 +50,5 @@ export async function putManifest(client: RegistryClient, repo: string, referenc
     const err = await client.failure(res, `${client.registry}/${repo}:${reference}`)
     throw err instanceof Error ? err : upstreamError('PUSH_FAILED', `${client.registry}/${repo}:${reference}: the registry refused the manifest`)
   }
-  await res.arrayBuffer().catch(() => undefined)
+  res.close()
 }

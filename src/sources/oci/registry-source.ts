@@ -1,6 +1,5 @@
 import type {BlobStore} from '../../store/blob-store.js'
 import type {BlobWriter} from '../../store/blob-writer.js'
-import type {BodyResponse} from '../body-stream.js'
 import {integrityError} from '../../errors.js'
 import {withRetries} from '../http-retry.js'
 import {alignRange, appendBody, downloadInto, downloadResumable, rangeExhausted} from '../resumable.js'
@@ -9,7 +8,7 @@ import type {FetchedDocument, ImageSource} from './source-types.js'
 import {MANIFEST_ACCEPT} from './media-types.js'
 import {readCapped} from './registry-document.js'
 import {formatReference, type RegistryReference} from './reference.js'
-import {RegistryClient, type RegistryOptions} from './registry-client.js'
+import {type RegistryAnswer, RegistryClient, type RegistryOptions} from './registry-client.js'
 import {sha256Of} from '../../store/hashing.js'
 
 const MAX_MANIFEST = 4 << 20
@@ -41,7 +40,7 @@ export async function getManifest(client: RegistryClient, repository: string, re
   return withRetries(client.policy, client.classify(what), async () => {
       const res = await client.request(repository, `/v2/${repository}/manifests/${reference}`, {headers: {Accept: MANIFEST_ACCEPT}})
       if (!res.ok) throw await client.failure(res, what)
-      const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_MANIFEST, `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`)
+      const bytes = await readCapped(res.body, MAX_MANIFEST, `${what}: the manifest is larger than ${MAX_MANIFEST} bytes`)
       const digest = sha(bytes)
       const claimed = res.headers.get('docker-content-digest')
       if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
@@ -81,7 +80,7 @@ class RegistrySource implements ImageSource {
     return withRetries(this.client.policy, this.client.classify(what), async () => {
       const res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`)
       if (!res.ok) throw await this.client.failure(res, what)
-      const bytes = await readCapped(res.body as AsyncIterable<Buffer>, MAX_CONFIG, tooLarge)
+      const bytes = await readCapped(res.body, MAX_CONFIG, tooLarge)
       if (bytes.length !== desc.size || sha(bytes) !== desc.digest) {
         throw integrityError('DIGEST_MISMATCH', `${what}: the bytes received (${bytes.length}) hash to ${sha(bytes)}; the registry or a proxy changed them`)
       }
@@ -124,28 +123,16 @@ class RegistrySource implements ImageSource {
   private attempt(desc: Descriptor, onData: (bytes: number) => void) {
     const what = `${this.name} blob ${desc.digest}`
     return async (writer: BlobWriter, from: number): Promise<void> => {
-      let res: BodyResponse | undefined
-      const controller = new AbortController()
-      const timer = setTimeout(() => controller.abort(), this.client.options.timeoutMs ?? 60_000)
+      let res: RegistryAnswer | undefined
       try {
         res = await this.client.request(this.ref.repository, `/v2/${this.ref.repository}/blobs/${desc.digest}`, {
           headers: from > 0 ? {Range: `bytes=${from}-`} : {},
-          signal: controller.signal,
-          large: true,
         })
         if (await rangeExhausted(res, from, writer)) return
         if (!res.ok) throw await this.client.failure(res, what)
         await alignRange(res, from, writer, what)
-        await appendBody(writer, res, desc.size, what, {
-          maxSize: desc.size,
-          what,
-          onData: (n) => {
-            timer.refresh()
-            onData(n)
-          },
-        })
+        await appendBody(writer, res.body, desc.size, what, {maxSize: desc.size, what, onData})
       } finally {
-        clearTimeout(timer)
         // an answer whose body was not read (a 416, a failure) closes its connection now
         res?.close()
       }
