@@ -113,6 +113,24 @@ test('builds from a manifest, signing through gpg (--gpg-key); gpg verifies it',
   assert.ok(v.ok && v.valid.includes(fpr), v.output)
 })
 
+test('a rebuild of the same version with other content into the same --out is refused (exit 2, both digests); the same content is fine', async () => {
+  const path = await manifest()
+  const first = await build(path)
+  assert.is(first.code, 0, first.stdout + first.stderr)
+  // Built again from the manifest: resolved anew (created differs), same content, so it may replace it.
+  const again = await build(path)
+  assert.is(again.code, 0, again.stdout + again.stderr)
+  const bundle = await readFile(first.json!.result.path)
+  const text = await readFile(path, 'utf8')
+  await writeFile(path, text + '  health:\n    - {name: nodes-ready, run: "true"}\n')
+  const changed = await build(path)
+  assert.is(changed.code, 2, changed.stdout + changed.stderr)
+  assert.is(changed.json!.error!.code, 'VERSION_EXISTS')
+  const bundleJsonDigest = (b: Buffer) => 'sha256:' + sha(b.subarray(512, 512 + parseInt(b.subarray(124, 136).toString(), 8)))
+  assert.match(changed.json!.error!.message, new RegExp(`cli-site 3\\.1\\.0 with other content \\(bundle\\.json ${bundleJsonDigest(bundle)}; this build's is sha256:[0-9a-f]{64}\\)`))
+  assert.ok((await readFile(first.json!.result.path)).equals(bundle), 'the bundle already there is untouched')
+})
+
 test('connection dropped mid-body: retried with Range, only the rest fetched', async () => {
   const path = await manifest()
   const before = ctx.server.requests.length

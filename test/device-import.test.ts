@@ -13,7 +13,7 @@ import {readSlotManifest} from '../src/device/slot-manifest.js'
 import {markBad, raiseFloor} from '../src/device/trust-store.js'
 import {armorSignatures, fileSigner} from '../src/trust/sign.js'
 import {ferry} from './helpers/cli.js'
-import {deviceSnapshot, makeBundle, makeDevice, makeKey, type MadeBundle, type TestDevice, type TestKey} from './helpers/device.js'
+import {defaultArtifacts, deviceSnapshot, makeBundle, makeDevice, makeKey, type MadeBundle, type TestDevice, type TestKey} from './helpers/device.js'
 import {readEntries, writeEntries} from './helpers/tar-craft.js'
 
 const ctx = {} as {dir: string; k1: TestKey; stranger: TestKey; v1: MadeBundle; v2: MadeBundle}
@@ -39,7 +39,7 @@ async function refused(dev: TestDevice, bundle: string, exit: number, code: stri
 async function pretendCommitted(dev: TestDevice): Promise<void> {
   const s = await readState(dev.paths)
   await writeState(dev.paths, {...s, state: 'committed', current: s.staged, staged: undefined})
-  await raiseFloor(dev.paths, s.staged!.version)
+  await raiseFloor(dev.paths, s.staged!.name, s.staged!.version)
 }
 
 test.before(async () => {
@@ -121,7 +121,7 @@ test('refused: expired (exit 4)', async () => {
 
 test('refused: a version below the committed floor (downgrade, exit 4)', async () => {
   const dev = await fresh()
-  await raiseFloor(dev.paths, '1.5.0')
+  await raiseFloor(dev.paths, 'edge-site', '1.5.0')
   await refused(dev, ctx.v1.path, 4, 'DOWNGRADE', /1\.0\.0 is older than 1\.5\.0/)
 })
 
@@ -134,6 +134,55 @@ test('the version the device runs is "already applied": exit 0, nothing changes'
   assert.is(r.code, 0, r.stderr)
   assert.match(r.stdout, /already applied/)
   assert.is(await deviceSnapshot(dev.paths), before)
+})
+
+test('refused: the version the device runs with other content is "same version, different content" (exit 4)', async () => {
+  const dev = await fresh()
+  assert.is((await importCli(ctx.v1.path, dev)).code, 0)
+  await pretendCommitted(dev)
+  const artifacts = defaultArtifacts('1.0.0').map((a) => (a.name === 'files/release-notes.txt' ? {...a, content: 'release 1.0.0, rebuilt\n'} : a))
+  const changed = await makeBundle({dir: ctx.dir, version: '1.0.0', signers: [ctx.k1], artifacts})
+  await refused(dev, changed.path, 4, 'SAME_VERSION_DIFFERENT_CONTENT', new RegExp(`same version, different content.*${ctx.v1.digest}.*${changed.digest}`))
+  // Built again later from the manifest: only created/expires differ, so it is the release the device runs.
+  const later = await makeBundle({dir: ctx.dir, version: '1.0.0', signers: [ctx.k1], created: new Date(Date.now() - 60_000)})
+  assert.is.not(later.digest, ctx.v1.digest)
+  const r = await importCli(later.path, dev)
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.is(r.json!.result.status, 'already-applied')
+})
+
+test('refused: a bundle of another name (exit 4) unless --switch-name; each name keeps its own floor', async () => {
+  const dev = await fresh()
+  assert.is((await importCli(ctx.v1.path, dev)).code, 0)
+  await pretendCommitted(dev)
+  const other = await makeBundle({dir: ctx.dir, name: 'other-site', version: '2027.1.0', signers: [ctx.k1]})
+  await refused(dev, other.path, 4, 'BUNDLE_NAME_MISMATCH', /this device runs edge-site; this bundle is other-site 2027\.1\.0.*--switch-name/)
+  const switched = await importCli(other.path, dev, ['--switch-name'])
+  assert.is(switched.code, 0, switched.stdout + switched.stderr)
+  await pretendCommitted(dev)
+  // Back to its own name: other-site's floor 2027.1.0 does not lock edge-site out, edge-site's 1.0.0 still holds.
+  await refused(dev, ctx.v2.path, 4, 'BUNDLE_NAME_MISMATCH', /this device runs other-site; this bundle is edge-site/)
+  const old = await makeBundle({dir: ctx.dir, version: '0.9.0', signers: [ctx.k1]})
+  await refused(dev, old.path, 4, 'DOWNGRADE', /0\.9\.0 is older than 1\.0\.0/, {extra: ['--switch-name']})
+  const back = await importCli(ctx.v2.path, dev, ['--switch-name'])
+  assert.is(back.code, 0, back.stdout + back.stderr)
+  const status = await ferry(['device', 'status', '--root', dev.root, '--json'])
+  assert.equal(status.json!.result.floors, {'edge-site': '1.0.0', 'other-site': '2027.1.0'})
+})
+
+test('a floor.json of one floor for the device (v1) is read as the floor of the name it runs', async () => {
+  const dev = await fresh()
+  assert.is((await importCli(ctx.v2.path, dev)).code, 0)
+  const s = await readState(dev.paths)
+  await writeState(dev.paths, {...s, state: 'committed', current: s.staged, staged: undefined})
+  await writeFile(join(dev.paths.trust, 'floor.json'), JSON.stringify({schema: 'ferry.floor/v1', version: '2.0.0', raised: '2026-01-01T00:00:00.000Z'}))
+  await refused(dev, ctx.v1.path, 4, 'DOWNGRADE', /1\.0\.0 is older than 2\.0\.0/)
+  const other = await makeBundle({dir: ctx.dir, name: 'other-site', version: '1.0.0', signers: [ctx.k1]})
+  const r = await importCli(other.path, dev, ['--switch-name'])
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  const status = await ferry(['device', 'status', '--root', dev.root, '--json'])
+  assert.is(status.json!.result.floor, '2.0.0')
+  assert.equal(status.json!.result.floors, {'edge-site': '2.0.0'})
 })
 
 test('refused: built for another platform (exit 4); --platform names the device platform', async () => {

@@ -107,7 +107,7 @@ test('rotation: N rotates to K2; after commit N+1 signed by K2 is accepted and o
   // What apply's commit does with the staged release.
   const release = (await readSlotManifest(dev.paths, imported.json!.result.slot))!
   assert.ok(release.rotation, 'release.json carries the rotation')
-  await raiseFloor(dev.paths, release.version)
+  await raiseFloor(dev.paths, release.name, release.version)
   await adoptRotation(dev.paths, release.rotation!)
   assert.equal((await listTrustedKeys(dev.paths)).keys.map((k) => k.fingerprint), [ctx.k2.fingerprint])
 
@@ -178,11 +178,14 @@ test('bundle build --rotate-to puts the new key set inside the signed bundle.jso
 
 test('the floor only goes up; the time seen only goes forward; markBad is remembered', async () => {
   const dev = await fresh()
-  assert.is(await readFloor(dev.paths), undefined)
-  assert.is(await raiseFloor(dev.paths, '2.0.0'), '2.0.0')
-  assert.is(await raiseFloor(dev.paths, '1.5.0'), '2.0.0')
-  assert.is(await readFloor(dev.paths), '2.0.0')
-  assert.is(await raiseFloor(dev.paths, '2.1.0'), '2.1.0')
+  assert.is(await readFloor(dev.paths, 'edge-site'), undefined)
+  assert.is(await raiseFloor(dev.paths, 'edge-site', '2.0.0'), '2.0.0')
+  assert.is(await raiseFloor(dev.paths, 'edge-site', '1.5.0'), '2.0.0')
+  assert.is(await readFloor(dev.paths, 'edge-site'), '2.0.0')
+  assert.is(await raiseFloor(dev.paths, 'edge-site', '2.1.0'), '2.1.0')
+  assert.is(await readFloor(dev.paths, 'other-site'), undefined, 'each bundle name has its own floor')
+  assert.is(await raiseFloor(dev.paths, 'other-site', '1.0.0'), '1.0.0')
+  assert.is(await readFloor(dev.paths, 'edge-site'), '2.1.0')
   await recordTime(dev.paths, new Date('2030-01-01T00:00:00Z'))
   await recordTime(dev.paths, new Date('1970-01-02T00:00:00Z'))
   assert.is((await seenTime(dev.paths))!.toISOString(), '2030-01-01T00:00:00.000Z')
@@ -195,17 +198,17 @@ test('the floor only goes up; the time seen only goes forward; markBad is rememb
 
 test('status --json reports state, floor and trusted keys in the documented places', async () => {
   const dev = await fresh([ctx.k1])
-  await raiseFloor(dev.paths, '1.0.0')
+  await raiseFloor(dev.paths, 'edge-site', '1.0.0')
   const r = await ferry(['device', 'status', '--root', dev.root, '--json'])
   assert.is(r.code, 0, r.stderr)
   assert.is(r.json!.result.state, 'idle')
   assert.is(r.json!.result.current, null)
-  assert.is(r.json!.result.floor, '1.0.0')
+  assert.equal(r.json!.result.floors, {'edge-site': '1.0.0'})
   assert.equal(r.json!.result.trustedKeys.map((k: {fingerprint: string}) => k.fingerprint), [ctx.k1.fingerprint])
   await addTrustedKey(dev.paths, ctx.k2.pub)
   const human = await ferry(['device', 'status', '--root', dev.root])
   assert.match(human.stdout, /state:\s+idle/)
-  assert.match(human.stdout, /floor:\s+1\.0\.0/)
+  assert.match(human.stdout, /floor:\s+edge-site 1\.0\.0/)
 })
 
 test.run()

@@ -11,6 +11,7 @@ import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest}
 import {imageIndexEntries, planImages} from './images.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
 import {sha256Of} from '../store/hashing.js'
+import {refuseOtherContent} from './same-version.js'
 
 export type {BuildOptions, DeltaBase} from './build-options.js'
 
@@ -120,6 +121,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
       ...(options.rotation ? {rotation: options.rotation} : {}),
     }
     const bundleJson = serialise(manifest)
+    await refuseOtherContent(target, bundleJson, `${lock.name} ${lock.version}`)
     const signedAt = new Date(lock.resolved)
     const parts = []
     for (const signer of options.signers) parts.push(await signer.sign(bundleJson, signedAt))

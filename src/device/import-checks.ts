@@ -1,16 +1,19 @@
 import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
 import semver from 'semver'
 import {Header} from 'tar'
 import {type BundleManifest, ENTRY} from '../bundle/format.js'
 import type {BundleInput} from '../bundle/input.js'
 import {parseBundleJson} from '../bundle/format.js'
+import {sameContent} from '../bundle/same-version.js'
 import type {BaseBlobs} from '../bundle/verify.js'
 import {integrityError, trustError} from '../errors.js'
 import type {DeviceBlobs} from './device-blobs.js'
-import type {DevicePaths} from './paths.js'
+import {type DevicePaths, type SlotName, slotDir} from './paths.js'
 import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState} from './state-format.js'
-import {checkRotation, isBad, readFloor} from './trust-store.js'
+import {checkRotation, committedName, isBad, readFloor} from './trust-store.js'
 
 /** Thrown inside verification to stop it: the device already runs this version (exit 0, nothing changes). */
 export class AlreadyApplied extends Error {
@@ -36,16 +39,23 @@ async function hasRelease(paths: DevicePaths, state: DeviceState, digest: string
   return false
 }
 
+/** Whether the slot's bundle.json describes the same release as `bundleJson` (only its times differ). */
+async function runsContent(paths: DevicePaths, slot: SlotName, bundleJson: Buffer): Promise<boolean> {
+  const running = await readFile(join(slotDir(paths, slot), ENTRY.manifest)).catch(() => undefined)
+  return running !== undefined && sameContent(running, bundleJson)
+}
+
 /**
  * What the device refuses once bundle.json's signature verified, before a single blob is stored:
- * another platform, a version below the committed floor (DOWNGRADE), a release a rollback marked bad
- * (unless forced), a key rotation it could not adopt, a delta whose base it lacks. The version it already
- * runs stops verification with AlreadyApplied.
+ * another platform, another bundle name than the one it runs (unless switching names), a version below
+ * that name's committed floor (DOWNGRADE), the version it runs with other content, a release a rollback
+ * marked bad (unless forced), a key rotation it could not adopt, a delta whose base it lacks. The release
+ * it already runs stops verification with AlreadyApplied.
  */
 export async function checkRelease(
   paths: DevicePaths,
   bundleJson: Buffer,
-  ctx: {state: DeviceState; platform: string; force?: boolean; blobs: DeviceBlobs},
+  ctx: {state: DeviceState; platform: string; force?: boolean; switchName?: boolean; blobs: DeviceBlobs},
 ): Promise<ReleaseCheck> {
   const m: BundleManifest = parseBundleJson(bundleJson)
   const digest = 'sha256:' + createHash('sha256').update(bundleJson).digest('hex')
@@ -54,11 +64,24 @@ export async function checkRelease(
     throw trustError('WRONG_PLATFORM', `${what} is built for ${m.platforms.join(', ')}; this device is ${ctx.platform}`)
   }
   if (!semver.valid(m.version)) throw trustError('BAD_VERSION', `${what}: "${m.version}" is not a semantic version, so anti-rollback cannot order it`)
-  const floor = await readFloor(paths)
-  if (floor && semver.lt(m.version, floor)) {
-    throw trustError('DOWNGRADE', `${what} is older than ${floor}, the lowest version this device accepts (anti-rollback); import a newer bundle`)
+  const running = ctx.state.current
+  if (running && running.name !== m.name && !ctx.switchName) {
+    throw trustError(
+      'BUNDLE_NAME_MISMATCH',
+      `this device runs ${running.name}; this bundle is ${m.name} ${m.version}; import it with --switch-name only if this device is to become ${m.name}`,
+    )
   }
-  if (ctx.state.current && ctx.state.current.version === m.version) throw new AlreadyApplied(digest)
+  const floor = await readFloor(paths, m.name, committedName(ctx.state))
+  if (floor && semver.lt(m.version, floor)) {
+    throw trustError('DOWNGRADE', `${what} is older than ${floor}, the lowest version of ${m.name} this device accepts (anti-rollback); import a newer bundle`)
+  }
+  if (running && running.name === m.name && running.version === m.version) {
+    if (running.digest === digest || (await runsContent(paths, running.slot, bundleJson))) throw new AlreadyApplied(digest)
+    throw trustError(
+      'SAME_VERSION_DIFFERENT_CONTENT',
+      `${what}: same version, different content: the device runs ${m.version} with bundle.json ${running.digest}, this bundle's is ${digest}; build the change as a new version`,
+    )
+  }
   const bad = await isBad(paths, digest)
   if (bad && !ctx.force) {
     throw trustError(

@@ -25,6 +25,8 @@ export interface ImportOptions {
   platform?: string
   /** import a release a rollback marked bad */
   force?: boolean
+  /** accept a bundle of another name than the one the device runs (the device becomes that bundle's site) */
+  switchName?: boolean
   onProgress?: ProgressListener
 }
 
@@ -100,7 +102,7 @@ export async function importBundle(paths: DevicePaths, bundlePath: string, opts:
       checkSignature: async (bundleJson, sig) => {
         signature = sig
         const signers = await checkBundleSignatures(paths, bundleJson, sig, {now, trust})
-        const checked = await checkRelease(paths, bundleJson, {state: before, platform, force: opts.force, blobs})
+        const checked = await checkRelease(paths, bundleJson, {state: before, platform, force: opts.force, switchName: opts.switchName, blobs})
         rotation = checked.rotation
         if (checked.base) options.base = checked.base satisfies BaseBlobs
         return signers

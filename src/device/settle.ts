@@ -10,7 +10,7 @@ import {readSlotManifest} from './slot-manifest.js'
 import type {DeviceState, SlotRelease} from './state-format.js'
 import {pointCurrentAt} from './switch.js'
 import {checkpoint} from './testing.js'
-import {markBad, raiseFloor} from './release-guards.js'
+import {committedName, markBad, raiseFloor} from './release-guards.js'
 
 /** Writes the journal, then stops here if a test asked to (see testing.ts). */
 export async function record(paths: DevicePaths, state: DeviceState, patch: Partial<DeviceState>): Promise<DeviceState> {
@@ -35,7 +35,7 @@ export async function commitTrial(paths: DevicePaths, state: DeviceState): Promi
   const release = state.current
   if (!release) throw new FerryError('unexpected', 'NOTHING_IN_TRIAL', 'the journal shows a trial without a release')
   let s = state.step === 'commit' ? state : await record(paths, state, {state: 'trial', step: 'commit'})
-  const floor = await raiseFloor(paths, release.version)
+  const floor = await raiseFloor(paths, release.name, release.version, committedName(state))
   const rotation = (await readSlotManifest(paths, release.slot))?.rotation
   // The OpenPGP code is loaded only when a rotation is there to adopt: apply starts fast on small devices.
   const rotated = rotation ? await (await import('./trust-store.js')).adoptRotation(paths, rotation) : undefined

@@ -2,7 +2,7 @@ import {seenTime} from './clock.js'
 import {readState} from './journal.js'
 import type {DevicePaths} from './paths.js'
 import type {DeviceStateName, SlotRelease} from './state-format.js'
-import {listTrustedKeys, readFloor} from './trust-store.js'
+import {committedName, listFloors, listTrustedKeys, readFloor} from './trust-store.js'
 
 export interface DeviceStatus {
   state: DeviceStateName
@@ -11,8 +11,10 @@ export interface DeviceStatus {
   current: SlotRelease | null
   previous: SlotRelease | null
   staged: SlotRelease | null
-  /** the committed anti-rollback floor: bundles below it are refused */
+  /** the committed anti-rollback floor of the bundle name the device runs: bundles below it are refused */
   floor: string | null
+  /** every bundle name's floor (name → version); "*" is a floor from before floors were kept per name */
+  floors: Record<string, string>
   trustedKeys: Array<{fingerprint: string; userIds: string[]}>
   /** signatures from this many trusted keys are required */
   threshold: number
@@ -34,7 +36,8 @@ export async function deviceStatus(paths: DevicePaths): Promise<DeviceStatus> {
     current: state.current ?? null,
     previous: state.previous ?? null,
     staged: state.staged ?? null,
-    floor: (await readFloor(paths)) ?? null,
+    floor: (await readFloor(paths, committedName(state) ?? state.staged?.name ?? '', committedName(state))) ?? null,
+    floors: await listFloors(paths, committedName(state)),
     trustedKeys: trust.keys.map((k) => ({fingerprint: k.fingerprint, userIds: k.userIds})),
     threshold: trust.threshold,
     revokedKeys: trust.revoked,

@@ -19,13 +19,22 @@ export const TrustPolicy = z.strictObject({
 })
 export type TrustPolicy = z.infer<typeof TrustPolicy>
 
-/** <trust>/floor.json: the committed anti-rollback floor; raised only at commit, never lowered. */
-export const VersionFloor = z.strictObject({
+/**
+ * <trust>/floor.json: the committed anti-rollback floor of each bundle name; raised only at commit, never
+ * lowered. v1 held one floor for the whole device: it is read as the floor of the name the device ran.
+ */
+export const VersionFloorV1 = z.strictObject({
   schema: z.literal('ferry.floor/v1'),
   version: z.string(),
   raised: z.string(),
 })
-export type VersionFloor = z.infer<typeof VersionFloor>
+const FloorEntry = z.strictObject({version: z.string(), raised: z.string()})
+export const VersionFloors = z.strictObject({
+  schema: z.literal('ferry.floor/v2'),
+  floors: z.record(z.string(), FloorEntry),
+})
+export type VersionFloors = z.infer<typeof VersionFloors>
+export const FloorFile = z.discriminatedUnion('schema', [VersionFloorV1, VersionFloors])
 
 /** <trust>/clock.json: the highest time the device has seen, so a clock reset cannot revive an expired bundle. */
 export const SeenClock = z.strictObject({

@@ -12,7 +12,7 @@ import {withDeviceLock} from './lock.js'
 import type {DevicePaths} from './paths.js'
 import {readTrustFile, trustFile, TrustPolicy, writeTrustFile} from './trust-format.js'
 
-export {isBad, markBad, raiseFloor, readFloor} from './release-guards.js'
+export {committedName, isBad, listFloors, markBad, raiseFloor, readFloor} from './release-guards.js'
 export {deviceNow, recordTime, seenTime} from './clock.js'
 
 export interface TrustedKey {

@@ -15,7 +15,7 @@ export default class BundleBuild extends BaseCommand {
 
   static description = `Fetches every artifact the manifest names (VM images, K3s and Kubernetes binaries, files), checks each against its upstream checksum and signature, stores it in the blob store, and writes <name>-<version>.ferry.tar: a signed bundle.json followed by an OCI image layout.
 
-Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lock, the bundle is reproducible: two builds of one lock are byte-identical, because created/expires and the signature time come from the lock. The file appears only when complete (written to a temp name, then renamed).
+Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lock, the bundle is reproducible: two builds of one lock are byte-identical, because created/expires and the signature time come from the lock. The file appears only when complete (written to a temp name, then renamed). One version is one content: a file of the same name and version in the output folder that holds other content (artifacts, health checks, platforms; not just a later created/expires) is never replaced (exit 2, naming both bundle.json digests): give the change a new version.
 
 Downloads and writing overlap: the bundle is written in order while later blobs still arrive. When the output folder shares a file system with the store (one with hard links), image layers and files (below 1 GiB; larger ones go through the store, where a download cut short is kept for the next run) go straight into the bundle, and the bundle is then kept in the store as a pack (a hard link); rebuilding an unchanged lock with the same signer links that pack instead of writing the bytes again.
 

@@ -29,7 +29,8 @@ state is one of idle, verifying, staged, switching, trial, committed, rolling-ba
     this.say(`current:  ${release(s.current)}`)
     this.say(`previous: ${release(s.previous)}`)
     this.say(`staged:   ${release(s.staged)}`)
-    this.say(`floor:    ${s.floor ?? 'none (nothing committed yet)'}`)
+    const floors = Object.entries(s.floors).map(([name, version]) => `${name === '*' ? 'any name' : name} ${version}`)
+    this.say(`floor:    ${floors.length ? floors.join(', ') : 'none (nothing committed yet)'}`)
     this.say(`trusted:  ${s.trustedKeys.length ? s.trustedKeys.map((k) => k.fingerprint).join(', ') : 'no key: run "ferry device trust add KEY.pub.asc"'} (threshold ${s.threshold})`)
     if (s.lastError) this.say(`last error: ${s.lastError}`)
     return s
