@@ -100,7 +100,7 @@ export async function benchChunkedDelta(work: string): Promise<string[]> {
     await run([...FERRY, 'device', 'import', v1, '--root', root, '--json', '-q'])
     const s = await readState(paths)
     await writeState(paths, {...s, state: 'committed', current: s.staged, staged: undefined})
-    await raiseFloor(paths, '1.0.0')
+    await raiseFloor(paths, 'site', '1.0.0')
     const imp = await run([...FERRY, 'device', 'import', delta.path, '--root', root, '--json', '-q'])
     const copy = join(work, 'copy')
     await mkdir(copy, {recursive: true})

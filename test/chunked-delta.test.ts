@@ -94,7 +94,7 @@ async function deviceOnV1(name: string): Promise<TestDevice> {
   // as apply's commit leaves it: v1 runs
   const s = await readState(dev.paths)
   await writeState(dev.paths, {...s, state: 'committed', current: s.staged, staged: undefined})
-  await raiseFloor(dev.paths, '1.0.0')
+  await raiseFloor(dev.paths, 'site', '1.0.0')
   return dev
 }
 
