@@ -3,12 +3,13 @@ import {mkdtemp, rm, statfs} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {benchBuildHttp} from './build-http.js'
+import {benchChunkedDelta} from './chunked-delta.js'
 import {benchDeviceImport} from './device-import.js'
 import {benchImages} from './images.js'
 import {benchUsb} from './usb.js'
 
 const only = process.argv[2]
-const benches: Array<[string, (work: string) => Promise<string[]>]> = [['http', benchBuildHttp], ['usb', benchUsb], ['images', benchImages], ['device-import', benchDeviceImport]]
+const benches: Array<[string, (work: string) => Promise<string[]>]> = [['http', benchBuildHttp], ['usb', benchUsb], ['images', benchImages], ['device-import', benchDeviceImport], ['chunked-delta', benchChunkedDelta]]
 
 // Every tool of a comparison reads and writes in this one folder. tmpfs by default (when it has room),
 // so the figures compare software rather than this machine's disk; FERRY_BENCH_DIR picks another.

@@ -245,7 +245,7 @@ test('kill -9 at random moments never leaves a bundle that looks complete; the n
       assert.is(v.code, 0, v.stderr)
     }
   }
-  // Every kill may have come before the build made its output folder (a loaded machine).
+  // (on a loaded machine every kill may come before the build made its output folder)
   await mkdir(out, {recursive: true})
   await writeFile(join(out, '.cli-site-3.1.0.ferry.tar.0badc0de.partial'), 'left by a killed build')
   const r = await build(path)

@@ -105,7 +105,8 @@ test('the archive opens with GNU tar, entries in the documented order, each blob
   assert.ok(blobs.every((n) => /^blobs\/sha256\/[0-9a-f]{64}$/.test(n)))
   assert.equal(blobs, [...blobs].sort())
   assert.equal(new Set(blobs).size, blobs.length)
-  assert.is(blobs.length, ctx.lock.artifacts.length)
+  // one blob per artifact, and a chunk index per VM image
+  assert.is(blobs.length, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length)
   assert.ok(ctx.bundle.endsWith('test-site-1.2.3.ferry.tar'))
 })
 
@@ -149,7 +150,7 @@ test('verify accepts the bundle (core and CLI)', async () => {
   assert.is(report.bytes, input.size)
   const r = await ferry(['bundle', 'verify', ctx.bundle, '--key', ctx.pub, '--json'])
   assert.is(r.code, 0, r.stderr)
-  assert.is(r.json?.result.blobs, ctx.lock.artifacts.length)
+  assert.is(r.json?.result.blobs, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length)
 })
 
 test('verify refuses an expired bundle (exit 4)', async () => {

@@ -2,7 +2,8 @@ import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
 import type {Signer} from '../trust/sign.js'
 import type {ProgressListener} from '../progress.js'
-import type {KeyRotation} from './format.js'
+import type {BaseIndexes} from './chunked.js'
+import type {BundleArtifact, KeyRotation} from './format.js'
 
 export interface BuildOptions {
   store: BlobStore
@@ -32,4 +33,8 @@ export interface DeltaBase {
   /** sha256 of the base's bundle.json */
   digest: string
   has(digest: string): boolean
+  /** the base's chunked artifacts' indexes, for chunked deltas (absent: changed artifacts travel whole) */
+  chunkIndexes?: BaseIndexes
+  /** the base's artifacts, whose chunk index entries a delta repeats for what it leaves out */
+  manifest?: {artifacts: BundleArtifact[]}
 }

@@ -5,6 +5,7 @@ import {acquirePidLock} from '../store/pid-lock.js'
 import {armorSignatures} from '../trust/sign.js'
 import {FerryError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
+import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
 import {imageIndexEntries, planImages} from './images.js'
@@ -21,6 +22,8 @@ export interface BuildResult extends WrittenBundle {
   fetched: number
   /** the store kept this very bundle from an earlier build of the same lock: it was linked, not written */
   reused?: boolean
+  /** per chunked artifact: chunks, how many the base had, bytes carried */
+  chunked: ChunkReport[]
 }
 
 const sha = sha256Of
@@ -88,20 +91,32 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
   await removeAbandonedPartials(target)
   try {
-    // A delta neither fetches nor carries what its base has.
-    const omitted = since ? [...new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)))].sort() : []
-    const carried = since ? {...lock, artifacts: lock.artifacts.filter((a) => !since.has(`sha256:${a.sha256}`))} : lock
-    const plan = async () => ({
-      files: fileJobs(carried, options),
-      images: await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined}),
+    const described = describeLock(lock)
+    const indexJson = described.indexJson
+    // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).
+    const chunked = await planChunked(lock, described.manifest.artifacts, {
+      store: options.store,
+      base: since && {has: (d) => since.has(d), indexes: since.chunkIndexes, manifest: since.manifest},
+      fetch: true,
+      concurrency: options.concurrency,
+      onProgress: options.onProgress,
     })
+    // A delta neither fetches nor carries what its base has, nor what it rebuilds from a pack.
+    const omitted = since ? [...new Set([...lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)), ...chunked.omitted])].sort() : []
+    const carried = {...lock, artifacts: lock.artifacts.filter((a) => !since?.has(`sha256:${a.sha256}`) && !chunked.rebuilt.has(`sha256:${a.sha256}`))}
+    const plan = async () => {
+      const files = fileJobs(carried, options)
+      return {
+        files: {blobs: [...files.blobs, ...chunked.blobs], jobs: files.jobs},
+        images: await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined}),
+      }
+    }
     const first = await plan()
     const images = first.images
     if (images.omitted.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...images.omitted])].sort())
-    const described = describeLock(lock)
-    const indexJson = described.indexJson
     const manifest: BundleManifest = {
       ...described.manifest,
+      artifacts: chunked.artifacts,
       ...(since ? {base: {name: since.name, version: since.version, digest: since.digest}, omitted} : {}),
       ...(options.rotation ? {rotation: options.rotation} : {}),
     }
@@ -113,7 +128,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     const entries = {bundleJson, signature: Buffer.from(armorSignatures(parts)), indexJson}
     try {
       const {written, fetched, reused} = await fetchAndWrite(target, entries, first.files, first.images, options)
-      return {...written, manifest, fetched, ...(reused ? {reused} : {})}
+      return {...written, manifest, fetched, ...(reused ? {reused} : {}), chunked: chunked.report}
     } catch (err) {
       // A cached blob damaged on disk (a power cut before it was sealed): drop it, fetch it again, write once more.
       // One that moved (another build sharing the store replaced its pack): look for it again.
@@ -124,7 +139,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
       options.store.packs.refresh()
       const again = await plan()
       const {written, fetched} = await fetchAndWrite(target, entries, again.files, again.images, options)
-      return {...written, manifest, fetched}
+      return {...written, manifest, fetched, chunked: chunked.report}
     }
   } finally {
     await lockFile.release()

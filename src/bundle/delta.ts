@@ -10,10 +10,17 @@ import {readTar, type TarEntry} from './tar-reader.js'
 import type {BaseBlobs} from './verify.js'
 import {parseBundleJson} from './format.js'
 import {sha256Of} from '../store/hashing.js'
+import type {BlobStore} from '../store/blob-store.js'
+import {ChunkIndex} from '../chunks/index-format.js'
+import {type BaseIndexes, isChunked, planChunked} from './chunked.js'
+import type {BundleArtifact} from './format.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
 export interface BundleBase extends DeltaBase, BaseBlobs {
   manifest: BundleManifest
+  chunkIndexes: BaseIndexes
+  /** a base read from a bundle: where it is, and where each blob it carries starts in it */
+  archive?: {path: string; offsets: Map<string, number>}
   /** every blob digest the base carries or, being a delta itself, relies on */
   digests: Set<string>
 }
@@ -31,8 +38,10 @@ async function readAll(entry: TarEntry, limit: number): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-function makeBase(manifest: BundleManifest, digest: string, digests: Set<string>, retained = new Map<string, Buffer>()): BundleBase {
+function makeBase(manifest: BundleManifest, digest: string, digests: Set<string>, retained = new Map<string, Buffer>(), chunkIndexes: BaseIndexes = new Map(), archive?: BundleBase['archive']): BundleBase {
   return {
+    chunkIndexes,
+    ...(archive ? {archive} : {}),
     name: manifest.name,
     version: manifest.version,
     digest,
@@ -56,9 +65,15 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
   if (!first || first.path !== ENTRY.manifest) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first)`)
   const bundleJson = await readAll(first, 16 << 20)
   const manifest = parseBundleJson(bundleJson)
-  const digests = new Set<string>(manifest.omitted ?? [])
+  // what a site running the base holds: what the base carries, relies on, or rebuilds from a pack
+  const digests = new Set<string>([...(manifest.omitted ?? []), ...manifest.artifacts.filter((a) => a.delta).map((a) => a.digest)])
+  const offsets = new Map<string, number>()
   const retained = new Map<string, Buffer>()
   let retainedBytes = 0
+  // chunk indexes, by their digest: the artifacts each one describes
+  const indexed = new Map<string, BundleArtifact[]>()
+  for (const a of manifest.artifacts) if (a.chunks) indexed.set(a.chunks.index, [...(indexed.get(a.chunks.index) ?? []), a])
+  const chunkIndexes: BaseIndexes = new Map()
   for await (const entry of entries) {
     if (!entry.path.startsWith(ENTRY.blobPrefix)) {
       for await (const _ of entry.body) void _
@@ -66,7 +81,9 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
     }
     const digest = `sha256:${entry.path.slice(ENTRY.blobPrefix.length)}`
     const hash = options.checkBlobs ? createHash('sha256') : undefined
-    const keep = entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL
+    offsets.set(digest, entry.offset)
+    const describes = indexed.get(digest)
+    const keep = describes !== undefined || (entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL)
     const kept: Buffer[] = []
     for await (const chunk of entry.body) {
       hash?.update(chunk)
@@ -75,6 +92,12 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
     if (hash && 'sha256:' + hash.digest('hex') !== digest) {
       throw integrityError('BASE_CORRUPT', `the base ${input.label} is damaged: blob ${digest} does not match its content`)
     }
+    if (describes) {
+      const index = ChunkIndex.parse(Buffer.concat(kept), describes[0].name)
+      for (const a of describes) chunkIndexes.set(a.digest, {digest, index})
+      digests.add(digest)
+      continue
+    }
     if (keep && kept.length && kept[0][0] === 0x7b) {
       const bytes = Buffer.concat(kept)
       retained.set(digest, bytes)
@@ -82,7 +105,7 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
     }
     digests.add(digest)
   }
-  return makeBase(manifest, sha(bundleJson), digests, retained)
+  return makeBase(manifest, sha(bundleJson), digests, retained, chunkIndexes, {path: input.label, offsets})
 }
 
 /**
@@ -90,11 +113,18 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
  * parts.json) or its lock. From a lock, bundle.json is rebuilt as the build
  * wrote it, so a base built with a key rotation must be given as the bundle.
  */
-export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener} = {}): Promise<BundleBase> {
+export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener; store?: BlobStore} = {}): Promise<BundleBase> {
   if (isLockPath(path)) {
     const lock = await readLock(path)
-    const manifest = describeLock(lock).manifest
-    return makeBase(manifest, sha(serialise(manifest)), new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`)))
+    const described = describeLock(lock).manifest
+    const digests = new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`))
+    if (!lock.artifacts.some(isChunked)) return makeBase(described, sha(serialise(described)), digests)
+    // The base's bundle.json named its chunk indexes: they are made again from its artifacts in the store.
+    if (!options.store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts; give the base bundle itself`)
+    const chunked = await planChunked(lock, described.artifacts, {store: options.store})
+    const manifest = {...described, artifacts: chunked.artifacts}
+    for (const blob of chunked.blobs) digests.add(blob.digest)
+    return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked.indexes)
   }
   return readBaseBundle(await openBundleInput(path), options)
 }

@@ -1,4 +1,8 @@
-import {indexTar} from '../sources/oci/tar-index.js'
+import {open} from 'node:fs/promises'
+import {ChunkIndex} from '../chunks/index-format.js'
+import {BaseChunks, summarisePack} from '../chunks/plan.js'
+import {indexTar, type TarMember} from '../sources/oci/tar-index.js'
+import {CHUNKED_MAX_SHARE, type ChunkReport} from './chunked.js'
 import {ENTRY, type BundleArtifact, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import {inspectBundle} from './inspect.js'
@@ -23,15 +27,53 @@ export interface BundleDiff {
   delta: {blobs: number; bytes: number}
   /** the full NEW bundle's blob bytes, for comparison */
   full: {blobs: number; bytes: number}
+  /** per chunked artifact of NEW: chunks, how many OLD holds, and the bytes a chunked delta would carry */
+  chunked: ChunkReport[]
+}
+
+/** The chunk indexes a bundle file carries, by artifact digest (none when it is not one seekable file). */
+async function chunkIndexes(file: string, manifest: BundleManifest, members: Map<string, TarMember> | undefined): Promise<Map<string, ChunkIndex>> {
+  const out = new Map<string, ChunkIndex>()
+  if (!members) return out
+  const fh = await open(file, 'r')
+  try {
+    for (const a of manifest.artifacts) {
+      const m = a.chunks && members.get(ENTRY.blobPrefix + a.chunks.index.slice('sha256:'.length))
+      if (!m || m.size > 64 << 20) continue
+      const bytes = Buffer.alloc(m.size)
+      await fh.read(bytes, 0, m.size, m.offset)
+      out.set(a.digest, ChunkIndex.parse(bytes, a.name))
+    }
+  } finally {
+    await fh.close()
+  }
+  return out
+}
+
+/** What a chunked delta from OLD would carry for each chunked artifact of NEW (see chunked.ts). */
+function chunkedDelta(olds: Map<string, ChunkIndex>, news: Map<string, ChunkIndex>, manifest: BundleManifest): ChunkReport[] {
+  const base = new BaseChunks([...olds.values()])
+  const reports: ChunkReport[] = []
+  for (const a of manifest.artifacts) {
+    const index = news.get(a.digest)
+    if (!index) continue
+    if (olds.has(a.digest)) {
+      reports.push({name: a.name, carried: 'omitted', chunks: index.count, reused: index.count, newBytes: 0})
+      continue
+    }
+    const s = summarisePack(index, base)
+    const whole = olds.size === 0 || s.packSize > CHUNKED_MAX_SHARE * a.size
+    reports.push(whole ? {name: a.name, carried: 'whole', chunks: s.chunks, reused: 0, newBytes: a.size} : {name: a.name, carried: 'chunks', chunks: s.chunks, reused: s.reused, newBytes: s.packSize})
+  }
+  return reports
 }
 
 /** digest → size of every blob entry, from tar headers (seeking) for a file, else by streaming. */
-async function blobSizes(input: BundleInput): Promise<Map<string, number>> {
+async function blobSizes(input: BundleInput, members: Map<string, TarMember> | undefined): Promise<Map<string, number>> {
   const sizes = new Map<string, number>()
   const add = (path: string, size: number) => {
     if (path.startsWith(ENTRY.blobPrefix)) sizes.set(`sha256:${path.slice(ENTRY.blobPrefix.length)}`, size)
   }
-  const members = await indexTar(input.label).catch(() => undefined)
   if (members) {
     for (const [path, m] of members) add(path, m.size)
     return sizes
@@ -64,7 +106,9 @@ const images = (m: BundleManifest) => m.artifacts.filter((a) => a.kind === 'imag
  */
 export async function diffBundles(oldInput: BundleInput, newInput: BundleInput): Promise<BundleDiff> {
   const [a, b] = await Promise.all([inspectBundle(oldInput), inspectBundle(newInput)])
-  const [oldBlobs, newBlobs] = await Promise.all([blobSizes(oldInput), blobSizes(newInput)])
+  const [oldMembers, newMembers] = await Promise.all([indexTar(oldInput.label).catch(() => undefined), indexTar(newInput.label).catch(() => undefined)])
+  const [oldBlobs, newBlobs] = await Promise.all([blobSizes(oldInput, oldMembers), blobSizes(newInput, newMembers)])
+  const chunked = chunkedDelta(await chunkIndexes(oldInput.label, a.manifest, oldMembers), await chunkIndexes(newInput.label, b.manifest, newMembers), b.manifest)
   let bytes = 0
   let blobs = 0
   let fullBytes = 0
@@ -74,6 +118,11 @@ export async function diffBundles(oldInput: BundleInput, newInput: BundleInput):
     blobs++
     bytes += size
   }
+  // a chunked artifact would travel as its pack
+  for (const c of chunked) {
+    const a = b.manifest.artifacts.find((x) => x.name === c.name)!
+    if (c.carried === 'chunks' && newBlobs.has(a.digest)) bytes += c.newBytes - a.size
+  }
   const ref = (x: BundleArtifact) => x.ref ?? x.name
   return {
     old: {name: a.manifest.name, version: a.manifest.version},
@@ -82,5 +131,6 @@ export async function diffBundles(oldInput: BundleInput, newInput: BundleInput):
     images: compare(images(a.manifest), images(b.manifest), ref),
     delta: {blobs, bytes},
     full: {blobs: newBlobs.size, bytes: fullBytes},
+    chunked,
   }
 }

@@ -23,6 +23,23 @@ export const BundleArtifact = z.strictObject({
   imageSize: z.number().int().nonnegative().optional(),
   version: z.string().optional(),
   upstream: UpstreamProof,
+  /** chunked artifacts (vm images, files with `delta: chunks`): the chunk index blob, its size and chunk count */
+  chunks: z.strictObject({index: Digest, size: z.number().int().nonnegative(), count: z.number().int().nonnegative()}).optional(),
+  /**
+   * deltas: the artifact is not carried; it is rebuilt from `pack` (the chunks no base artifact
+   * holds) and the base artifacts listed, by the index (see docs/bundle-format.md, "Chunked deltas")
+   */
+  delta: z
+    .strictObject({
+      index: Digest,
+      pack: Digest,
+      packSize: z.number().int().nonnegative(),
+      /** chunks not carried in the pack */
+      reused: z.number().int().nonnegative(),
+      /** the base's artifacts (digest) and their chunk indexes whose chunks the rebuild reads, in this order */
+      base: z.array(z.strictObject({digest: Digest, index: Digest})).min(1).max(255),
+    })
+    .optional(),
 })
 export type BundleArtifact = z.infer<typeof BundleArtifact>
 

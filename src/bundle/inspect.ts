@@ -2,6 +2,7 @@ import type {PublicKey} from 'openpgp'
 import {integrityError} from '../errors.js'
 import {ENTRY, parseBundleJson, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
+import type {ChunkReport} from './chunked.js'
 import {readTar} from './tar-reader.js'
 
 export interface Inspection {
@@ -14,6 +15,8 @@ export interface Inspection {
   verifiedBy?: string[]
   /** the container images, from bundle.json's `image` artifacts */
   images: ImageSummary[]
+  /** per chunked artifact: its chunks, how many a delta takes from its base, and the bytes it carries */
+  chunked: ChunkReport[]
 }
 
 export interface ImageSummary {
@@ -24,6 +27,19 @@ export interface ImageSummary {
   platforms?: string[]
   /** bytes of all its blobs (shared layers counted in each image) */
   size: number
+}
+
+/** What bundle.json says of each chunked artifact: rebuilt from a pack, omitted (the base has it), or carried whole. */
+export function chunkSummaries(manifest: BundleManifest): ChunkReport[] {
+  const omitted = new Set(manifest.omitted ?? [])
+  return manifest.artifacts
+    .filter((a) => a.chunks)
+    .map((a): ChunkReport => {
+      const count = a.chunks!.count
+      if (a.delta) return {name: a.name, carried: 'chunks', chunks: count, reused: a.delta.reused, newBytes: a.delta.packSize}
+      if (omitted.has(a.digest)) return {name: a.name, carried: 'omitted', chunks: count, reused: count, newBytes: 0}
+      return {name: a.name, carried: 'whole', chunks: count, reused: 0, newBytes: a.size}
+    })
 }
 
 export function imageSummaries(manifest: BundleManifest): ImageSummary[] {
@@ -79,7 +95,7 @@ export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []):
   // OpenPGP is loaded only here: reading the head does not need it
   const {signatureKeyIds, verifyDetached} = await import('../trust/verify.js')
   const signatureKeys = await signatureKeyIds(signature)
-  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest)}
+  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest), chunked: chunkSummaries(manifest)}
   if (keys.length) {
     const verified = await verifyDetached(bundleJson, signature, keys, {what: 'bundle.json.asc'})
     result.verifiedBy = verified.signers.map((s) => s.fingerprint)

@@ -7,6 +7,8 @@ export interface TarEntry {
   path: string
   size: number
   type: 'File' | 'Directory'
+  /** where the entry's bytes start in the archive */
+  offset: number
   /** The entry's bytes, exactly `size` of them; must be consumed before the next entry is read. */
   body: AsyncGenerator<Buffer>
 }
@@ -65,7 +67,7 @@ export async function* readTar(input: AsyncIterable<Buffer | Uint8Array>, option
       if (entrySize > maxSize) throw integrityError('ENTRY_TOO_LARGE', `entry "${path}" is ${entrySize} bytes, above the limit of ${maxSize}`)
       const isDir = type === 'Directory'
       if (isDir && entrySize !== 0) throw integrityError('BAD_HEADER', `directory entry "${path}" claims a size`)
-      const entry: TarEntry = {path, size: entrySize, type: isDir ? 'Directory' : 'File', body: source.stream(entrySize, path)}
+      const entry: TarEntry = {path, size: entrySize, type: isDir ? 'Directory' : 'File', offset: source.consumed, body: source.stream(entrySize, path)}
       yield entry
       // Skip whatever the consumer left unread, then the padding.
       await source.skip(source.entryLeft, path)

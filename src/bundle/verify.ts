@@ -52,6 +52,8 @@ export interface VerifyReport {
   signers: Array<{fingerprint: string}>
   blobs: number
   bytes: number
+  /** where each blob's bytes start in the archive (for random reads: a chunked artifact's pack) */
+  offsets: Map<string, number>
 }
 
 const sha = sha256Of
@@ -135,9 +137,20 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
 
     // Sizes known from the signed bundle.json; image blobs below the roots are learned from their manifests.
     const declared = new Map<string, number>()
-    for (const a of manifest.artifacts) declared.set(a.digest, a.size)
+    for (const a of manifest.artifacts) {
+      // a chunked artifact of a delta is not carried: its pack is, beside its index
+      if (a.delta) {
+        if (!manifest.base) throw integrityError('BAD_BUNDLE_JSON', `${a.name} is to be rebuilt from a base, but the bundle is not a delta`)
+        if (a.delta.index !== a.chunks?.index) throw integrityError('BAD_BUNDLE_JSON', `${a.name}: its delta names another chunk index than the artifact`)
+        declared.set(a.delta.pack, a.delta.packSize)
+      } else {
+        declared.set(a.digest, a.size)
+      }
+      if (a.chunks) declared.set(a.chunks.index, a.chunks.size)
+    }
     const omitted = new Set(manifest.omitted ?? [])
     const seen = new Map<string, number>()
+    const offsets = new Map<string, number>()
     const retained = new Map<string, Buffer>()
     let retainedBytes = 0
     let previous = ''
@@ -183,6 +196,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
         retainedBytes += bytes.length
       }
       seen.set(digest, entry.size)
+      offsets.set(digest, entry.offset)
       blobBytes += entry.size
     }
 
@@ -216,7 +230,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
     }
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
-    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed}
+    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets}
   } finally {
     // a refusal part-way closes the input too: no file is left open behind it
     await entries.return(undefined)

@@ -20,7 +20,11 @@ async function referencedBy(paths: DevicePaths, slot: SlotName): Promise<Set<str
   const release = await readSlotManifest(paths, slot)
   const out = new Set<string>()
   if (!release) return out
-  for (const artifact of release.artifacts) out.add(artifact.digest)
+  for (const artifact of release.artifacts) {
+    out.add(artifact.digest)
+    // a later delta rebuilds from this blob by its index
+    if (artifact.chunks) out.add(artifact.chunks)
+  }
   for (const digest of slotImageGraph(paths.blobs, release.images).blobs.keys()) out.add(digest)
   return out
 }

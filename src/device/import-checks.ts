@@ -133,7 +133,9 @@ export async function peekSpaceNeeded(input: BundleInput, blobs: DeviceBlobs, pl
   }
   let needed = input.size + (1 << 20)
   for (const a of m.artifacts) {
-    if (blobs.has(a.digest)) needed -= a.size
+    // a chunked artifact of a delta is not in the archive: it is rebuilt into the store
+    if (a.delta) needed += blobs.has(a.digest) ? 0 : a.size
+    else if (blobs.has(a.digest)) needed -= a.size
     if (a.kind === 'image' || !a.dest || (a.platform && a.platform !== platform)) continue
     if (!a.dest.startsWith('vm/') && !a.dest.startsWith('images/')) needed += a.size
   }

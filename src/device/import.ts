@@ -15,6 +15,8 @@ import {hostPlatform} from './platform.js'
 import {requireDevice} from './presence.js'
 import {ensureFreeSpace} from './space.js'
 import {stageSlot} from './stage-slot.js'
+import {rebuildIntoStore} from './rebuild-artifacts.js'
+import {rebuiltArtifacts} from '../bundle/chunk-rebuild.js'
 import type {DeviceState, DeviceStateName} from './state-format.js'
 import {checkpoint} from './testing.js'
 import {checkBundleSignatures, loadTrust} from './trust-store.js'
@@ -111,6 +113,12 @@ export async function importBundle(paths: DevicePaths, bundlePath: string, opts:
     try {
       report = await verifyBundleStream(input.open(), options)
       await blobs.flush()
+      if (rebuiltArtifacts(report.manifest).length) {
+        // A chunked delta: its VM images (and chunked files) are rebuilt from the base's copies and the packs.
+        await writeState(paths, {...before, state: 'verifying', step: 'rebuild', before: before.state})
+        checkpoint('verifying:rebuild')
+        await rebuildIntoStore(paths, blobs, report.manifest, opts.onProgress)
+      }
     } catch (err) {
       await blobs.flush().catch(() => undefined)
       // If even this fails (a full disk), the journal still says `verifying` and recover settles it; the

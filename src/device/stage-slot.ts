@@ -74,7 +74,7 @@ export async function stageSlot(paths: DevicePaths, slot: SlotName, blobs: Devic
         await install(blobs.pathOf(a.digest), target, a.dest)
         dirs.add(dirname(target))
       }
-      artifacts.push({name: a.name, kind: a.kind, digest: a.digest, size: a.size, ...(a.dest ? {dest: a.dest} : {}), ...(a.ref ? {ref: a.ref} : {})})
+      artifacts.push({name: a.name, kind: a.kind, digest: a.digest, size: a.size, ...(a.dest ? {dest: a.dest} : {}), ...(a.ref ? {ref: a.ref} : {}), ...(a.chunks ? {chunks: a.chunks.index} : {})})
     }
     await writeFileAtomic(join(root, 'bundle.json'), input.bundleJson)
     await writeFileAtomic(join(root, 'bundle.json.asc'), input.signature)

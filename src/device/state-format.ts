@@ -59,6 +59,8 @@ export const SlotManifest = z.strictObject({
       size: z.number(),
       dest: z.string().optional(),
       ref: z.string().optional(),
+      /** a chunked artifact's chunk index blob, kept beside it for later deltas */
+      chunks: z.string().optional(),
     }),
   ),
   /** container images: reference → manifest digest (for containerd import / k3s) */

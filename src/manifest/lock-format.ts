@@ -38,6 +38,8 @@ export const LockedArtifact = z.strictObject({
   /** images: bytes of everything the image carries (documents, configs, layers; shared layers counted in each) */
   imageSize: z.number().int().nonnegative().optional(),
   upstream: UpstreamProof,
+  /** chunked deltas (see bundle/chunked.ts): `chunks` for files that asked for it, `whole` for VM images that opted out */
+  delta: z.enum(['chunks', 'whole']).optional(),
 })
 export type LockedArtifact = z.infer<typeof LockedArtifact>
 

@@ -54,6 +54,8 @@ export const VmSignature = z.strictObject({
   key: z.string().min(1),
 })
 
+export const DeltaMode = z.enum(['chunks', 'whole'])
+
 export const VmImage = z
   .strictObject({
     name: Name,
@@ -62,6 +64,8 @@ export const VmImage = z
     checksums: HttpUrl.optional(),
     sha256: Sha256.optional(),
     signature: VmSignature.optional(),
+    /** how a delta carries a changed image: `chunks` (default: only the chunks the base lacks) or `whole` */
+    delta: DeltaMode.optional(),
   })
   .superRefine((vm, ctx) => {
     if ((vm.checksums === undefined) === (vm.sha256 === undefined)) {
@@ -106,6 +110,8 @@ export const FileSpec = z.strictObject({
   dest: SlotPath.optional(),
   /** artifact name; default the URL's basename */
   name: Name.optional(),
+  /** how a delta carries a changed file: `whole` (default) or `chunks` (only the chunks the base lacks; for big files) */
+  delta: DeltaMode.optional(),
 })
 
 export const HealthSpec = z

@@ -17,6 +17,7 @@ export async function resolveFiles(files: FileSpec[], ctx: ResolveContext): Prom
         mediaType: 'application/octet-stream',
         dest: f.dest ?? `files/${file}`,
         upstream: {verifiedBy: 'sha256' as const},
+        ...(f.delta === 'chunks' ? {delta: 'chunks' as const} : {}),
       }
     }),
   )

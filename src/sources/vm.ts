@@ -64,6 +64,7 @@ export async function resolveVms(vms: VmImage[], ctx: ResolveContext): Promise<L
         mediaType: vmMediaType(file),
         dest: `vm/${file}`,
         upstream,
+        ...(vm.delta === 'whole' ? {delta: 'whole' as const} : {}),
       }
     }),
   )

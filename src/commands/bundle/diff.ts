@@ -29,6 +29,9 @@ export default class BundleDiff extends BaseCommand {
     }
     show('artifacts', diff.artifacts)
     show('images', diff.images)
+    for (const c of diff.chunked.filter((x) => x.carried === 'chunks')) {
+      this.say(`  ${c.name}: ${c.chunks} chunks, ${c.reused} in the old bundle, ${formatBytes(c.newBytes)} new`)
+    }
     this.say(`  a delta would carry ${diff.delta.blobs} blob(s), ${formatBytes(diff.delta.bytes)} (the full bundle: ${diff.full.blobs}, ${formatBytes(diff.full.bytes)})`)
     return diff
   }

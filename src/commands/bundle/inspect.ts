@@ -48,7 +48,15 @@ export default class BundleInspect extends BaseCommand {
         this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}`)
       }
     }
+    if (info.chunked.length) {
+      this.say(`  chunked:`)
+      const w = Math.max(...info.chunked.map((c) => c.name.length))
+      for (const c of info.chunked) {
+        const how = c.carried === 'chunks' ? `${c.reused} reused, ${formatBytes(c.newBytes)} new (pack)` : c.carried === 'omitted' ? 'unchanged (in the base)' : `carried whole, ${formatBytes(c.newBytes)}`
+        this.say(`    ${c.name.padEnd(w)}  ${String(c.chunks).padStart(7)} chunks  ${how}`)
+      }
+    }
     if (m.health.length) this.say(`  health checks: ${m.health.map((h) => h.name).join(', ')}`)
-    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images}
+    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images, chunked: info.chunked}
   }
 }

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {loadVerifyBase} from '../../bundle/delta.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {verifyBundleStream} from '../../bundle/verify.js'
+import {verifyRebuilds} from '../../bundle/chunk-rebuild.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
@@ -12,6 +13,8 @@ export default class BundleVerify extends BaseCommand {
   static summary = 'Check a bundle end to end: signature, expiry, every byte.'
 
   static description = `One streaming pass over the bundle in constant memory: bundle.json's signature is checked against the keys you trust before anything else is believed, then every blob is hashed as it streams by and checked against the signed digests, and the OCI image graph must close.
+
+A delta is checked against its base (--base): the blobs it leaves out must be there, and each chunked artifact (a VM image carried as a pack of new chunks) is rebuilt as a stream from the base's copy and the pack, every chunk and the whole file's sha256 checked; nothing is written.
 
 Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated, misplaced or unsafe entries (links, absolute paths, ".."), wrong digests or sizes. Refused with exit 4 (trust): no signature, a signature by a key you did not give, an expired bundle.`
 
@@ -37,9 +40,11 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     const base = flags.base ? await loadVerifyBase(flags.base, this.progress()) : undefined
     const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress(), ...(base ? {base} : {})})
     const m = report.manifest
+    const rebuilt = base ? await verifyRebuilds(m, {path: input.label, offsets: report.offsets}, base, this.progress()) : 0
     this.say(`OK ${input.label}: ${m.name} ${m.version}, ${report.blobs} blobs, ${formatBytes(report.bytes)}`)
     this.say(`  signed by ${report.signers.map((s) => s.fingerprint).join(', ')}; expires ${m.expires}`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}: ${m.omitted?.length ?? 0} blob(s) found in the base`)
+    if (rebuilt) this.say(`  ${rebuilt} chunked artifact(s) rebuilt from the base and the pack: every chunk and the whole file match`)
     return {
       path: input.label,
       name: m.name,
@@ -49,7 +54,7 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
       blobs: report.blobs,
       bytes: report.bytes,
       digest: report.manifestDigest,
-      ...(m.base ? {base: m.base, omitted: m.omitted ?? []} : {}),
+      ...(m.base ? {base: m.base, omitted: m.omitted ?? [], rebuilt} : {}),
     }
   }
 }

@@ -1,0 +1,112 @@
+/**
+ * The content-defined chunker, as plain JavaScript in a string: the chunk worker evaluates it
+ * (so it runs the same from the compiled package and from TypeScript sources) and so does the
+ * main thread (see chunker.ts). One copy of the algorithm, two places it runs.
+ *
+ * FastCDC-style: a 32-bit gear hash `fp = (fp << 1) + gear[byte]` rolled over the bytes of the
+ * current chunk from its `min`-th byte on; a cut falls where the top bits of `fp` are all zero,
+ * with more bits required before `avg` and fewer after (normalised chunking), and at `max` at
+ * the latest. A cut depends only on the bytes since the previous cut, so an insertion moves the
+ * chunks it touches and the next one or two, never the rest of the file.
+ *
+ * `makeChunker(params, createHash)` returns `{push(bytes), end()}`; both return the chunks
+ * finished so far as a Buffer of 36-byte records (sha256, then the length as uint32 LE).
+ */
+export const CHUNKER_SOURCE = `
+function gearTable(seed) {
+  // splitmix32: a fixed, documented sequence, so every build of Ferry cuts at the same places
+  // signed: values above 2^31 read from a Uint32Array would leave the fast integer path
+  const table = new Int32Array(256)
+  let s = seed >>> 0
+  for (let i = 0; i < 256; i++) {
+    s = (s + 0x9e3779b9) >>> 0
+    let z = s
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0
+    table[i] = z ^ (z >>> 16)
+  }
+  // Zero bytes add nothing: the hash of a run of zeros is 0, so a zero run (free space in a disk
+  // image) is cut every min + 1 bytes into equal chunks, and a change inside one disturbs only
+  // the chunks beside it.
+  table[0] = 0
+  return table
+}
+function topBits(n) {
+  return n <= 0 ? 0 : n >= 32 ? 0xffffffff : (0xffffffff << (32 - n)) >>> 0
+}
+function makeChunker(params, createHash) {
+  const gear = gearTable(params.seed)
+  const bits = Math.round(Math.log2(params.avg))
+  const maskS = topBits(bits + params.level) | 0
+  const maskL = topBits(bits - params.level) | 0
+  const min = params.min, avg = params.avg, max = params.max
+  let hash = createHash('sha256')
+  let length = 0
+  let fp = 0
+  let out = []
+  const cut = () => {
+    const record = Buffer.allocUnsafe(36)
+    hash.digest().copy(record, 0)
+    record.writeUInt32LE(length, 32)
+    out.push(record)
+    hash = createHash('sha256')
+    length = 0
+    fp = 0
+  }
+  const take = () => {
+    const done = out.length === 1 ? out[0] : Buffer.concat(out)
+    out = []
+    return done
+  }
+  return {
+    push(bytes) {
+      const n = bytes.length
+      let start = 0
+      let i = 0
+      while (i < n) {
+        // the first min bytes of a chunk are never a cut: skip them unrolled
+        if (length + (i - start) < min) {
+          const skip = Math.min(n - i, min - length - (i - start))
+          i += skip
+          if (i >= n) break
+        }
+        const limit = Math.min(n, i + (max - length - (i - start)))
+        const soft = Math.min(limit, i + Math.max(0, avg - length - (i - start)))
+        let found = -1
+        let h = fp
+        let j = i
+        for (; j < soft; j++) {
+          h = ((h << 1) + gear[bytes[j]]) | 0
+          if ((h & maskS) === 0) { found = j + 1; break }
+        }
+        if (found < 0) {
+          for (; j < limit; j++) {
+            h = ((h << 1) + gear[bytes[j]]) | 0
+            if ((h & maskL) === 0) { found = j + 1; break }
+          }
+        }
+        if (found < 0 && limit - start + length >= max) found = limit
+        if (found < 0) {
+          fp = h
+          i = limit
+          break
+        }
+        hash.update(bytes.subarray(start, found))
+        length += found - start
+        cut()
+        start = found
+        i = found
+      }
+      if (start < n) {
+        hash.update(bytes.subarray(start, n))
+        length += n - start
+      }
+      return take()
+    },
+    end() {
+      if (length > 0) cut()
+      return take()
+    },
+  }
+}
+`

@@ -1,0 +1,174 @@
+// The content-defined chunker and the chunk formats: cuts depend on content only (same bytes, same
+// chunks, on either thread), respect min/max, and an insertion disturbs only the chunks around it;
+// an index survives a round trip and a damaged one is refused; a rebuild from base + pack gives the
+// same bytes and refuses a flipped byte.
+import {createHash, randomBytes} from 'node:crypto'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {createChunker, indexFile} from '../src/chunks/chunker.js'
+import {ChunkIndex, HEADER_BYTES, RECORD_BYTES} from '../src/chunks/index-format.js'
+import {BaseChunks, summarisePack} from '../src/chunks/plan.js'
+import {packBytes} from '../src/chunks/pack-writer.js'
+import {rebuildChunked} from '../src/chunks/rebuild.js'
+import {openFileSource} from '../src/chunks/sources.js'
+import {CHUNK_PARAMS} from '../src/chunks/params.js'
+
+const KiB = 1024
+const MiB = 1 << 20
+const test = suite('chunks')
+const ctx = {} as {dir: string}
+
+/** Pseudo-random but repeatable bytes (random data is the worst case for a gear chunker: no help from structure). */
+function bytesOf(seed: string, size: number): Buffer {
+  const out = Buffer.alloc(size)
+  for (let at = 0, n = 0; at < size; n++) {
+    const block = createHash('sha256').update(`${seed}:${n}`).digest()
+    at += block.copy(out, at)
+  }
+  return out
+}
+
+function lengths(data: Buffer, pieces = [data.length]): number[] {
+  const chunker = createChunker()
+  const records: Buffer[] = []
+  let at = 0
+  for (const n of pieces) {
+    records.push(chunker.push(data.subarray(at, at + n)))
+    at += n
+  }
+  records.push(chunker.end())
+  const all = Buffer.concat(records)
+  return Array.from({length: all.length / 36}, (_, i) => all.readUInt32LE(i * 36 + 32))
+}
+
+const hashes = (index: ChunkIndex) => Array.from({length: index.count}, (_, i) => index.hashAt(i).toString('hex'))
+
+test.before(async () => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'ferry-chunks-'))
+})
+test.after(async () => {
+  await rm(ctx.dir, {recursive: true, force: true})
+})
+
+test('chunks respect min and max, average near 64 KiB, and add up to the input', () => {
+  const data = bytesOf('a', 24 * MiB)
+  const ls = lengths(data)
+  assert.is(ls.reduce((a, b) => a + b, 0), data.length)
+  for (const n of ls.slice(0, -1)) assert.ok(n >= CHUNK_PARAMS.min && n <= CHUNK_PARAMS.max, `chunk of ${n} bytes`)
+  const avg = data.length / ls.length
+  assert.ok(avg > 40 * KiB && avg < 100 * KiB, `average ${avg}`)
+})
+
+test('a run of zeros is cut into equal chunks just above min, so zero runs dedupe and resync at once', () => {
+  const ls = lengths(Buffer.alloc(3 * MiB))
+  assert.equal(ls.slice(0, -1), Array(ls.length - 1).fill(CHUNK_PARAMS.min + 1))
+  // a byte of data inside a zero run moves only its own chunk's end
+  const zeros = Buffer.alloc(3 * MiB)
+  zeros[MiB + 5] = 1
+  const around = lengths(zeros)
+  assert.ok(around.filter((n) => n !== CHUNK_PARAMS.min + 1).length <= 3)
+})
+
+test('a constant run of another byte is cut at max', () => {
+  const ls = lengths(Buffer.alloc(3 * MiB, 0xff))
+  assert.equal(ls.slice(0, -1), Array(ls.length - 1).fill(CHUNK_PARAMS.max))
+})
+
+test('boundaries depend on content only: any split of the input, either thread, same chunks', async () => {
+  const data = bytesOf('b', 6 * MiB + 12345)
+  const whole = lengths(data)
+  assert.equal(lengths(data, [1, 4095, 300 * KiB, 7, 2 * MiB, data.length]), whole)
+  assert.equal(lengths(data, Array(Math.ceil(data.length / 999)).fill(999)), whole)
+  const file = join(ctx.dir, 'b.bin')
+  await writeFile(file, data)
+  const index = await indexFile(file)
+  assert.equal(Array.from({length: index.count}, (_, i) => index.lengthAt(i)), whole)
+  assert.is(index.size, data.length)
+})
+
+test('an insertion disturbs only the chunks around it', async () => {
+  const data = bytesOf('c', 16 * MiB)
+  const at = 7 * MiB + 777
+  const changed = Buffer.concat([data.subarray(0, at), randomBytes(MiB), data.subarray(at)])
+  await writeFile(join(ctx.dir, 'c1'), data)
+  await writeFile(join(ctx.dir, 'c2'), changed)
+  const [a, b] = [await indexFile(join(ctx.dir, 'c1')), await indexFile(join(ctx.dir, 'c2'))]
+  const old = new Set(hashes(a))
+  const fresh = hashes(b).filter((h) => !old.has(h))
+  const summary = summarisePack(b, new BaseChunks([a]))
+  // 1 MiB inserted: the new chunks hold it and at most a few chunks either side
+  assert.ok(summary.packSize < MiB + 4 * CHUNK_PARAMS.max, `pack of ${summary.packSize} bytes`)
+  assert.is(summary.chunks - summary.reused, fresh.length)
+  const kept = new Set(hashes(b))
+  const lost = hashes(a).filter((h) => !kept.has(h)).length
+  assert.ok(lost <= 4, `${lost} old chunks lost`)
+})
+
+test('an index round-trips, and a damaged one is refused', async () => {
+  const file = join(ctx.dir, 'd.bin')
+  await writeFile(file, bytesOf('d', 2 * MiB))
+  const index = await indexFile(file)
+  const bytes = index.serialise()
+  assert.is(bytes.length, HEADER_BYTES + RECORD_BYTES * index.count)
+  const again = ChunkIndex.parse(bytes, 'd.bin')
+  assert.equal(hashes(again), hashes(index))
+  assert.equal(again.params, CHUNK_PARAMS)
+  const cut = bytes.subarray(0, bytes.length - 1)
+  assert.throws(() => ChunkIndex.parse(cut, 'd.bin'), /chunk index of d\.bin is damaged/)
+  const wrongLength = Buffer.from(bytes)
+  wrongLength.writeUInt32LE(5, HEADER_BYTES + 32)
+  assert.throws(() => ChunkIndex.parse(wrongLength, 'd.bin'), /add up to/)
+})
+
+test('rebuild from base + pack gives the new file; a flipped pack byte or base byte is exit 3', async () => {
+  const base = bytesOf('e', 8 * MiB)
+  const next = Buffer.from(base)
+  randomBytes(MiB).copy(next, 3 * MiB + 5)
+  const [pb, pn] = [join(ctx.dir, 'e1'), join(ctx.dir, 'e2')]
+  await writeFile(pb, base)
+  await writeFile(pn, next)
+  const [ib, inew] = [await indexFile(pb), await indexFile(pn)]
+  const table = new BaseChunks([ib])
+  const src = await openFileSource(pn)
+  const parts: Buffer[] = []
+  for await (const b of packBytes(inew, table, src, 'e2')) parts.push(b)
+  await src.close()
+  const pack = join(ctx.dir, 'e.pack')
+  await writeFile(pack, Buffer.concat(parts))
+  assert.is(Buffer.concat(parts).length, summarisePack(inew, table).packSize)
+  const expect = {digest: 'sha256:' + createHash('sha256').update(next).digest('hex'), size: next.length}
+  const run = async (basePath: string, packPath: string, target?: string) => {
+    const sources = [await openFileSource(basePath)]
+    const packSource = await openFileSource(packPath)
+    try {
+      await rebuildChunked({index: inew, base: table, sources, pack: packSource, expect, what: 'e2'}, target)
+    } finally {
+      await sources[0].close()
+      await packSource.close()
+    }
+  }
+  const out = join(ctx.dir, 'e.out')
+  await run(pb, pack, out)
+  assert.ok((await readFile(out)).equals(next))
+  const flipped = Buffer.concat(parts)
+  flipped[1000] ^= 1
+  await writeFile(join(ctx.dir, 'bad.pack'), flipped)
+  const refused = await run(pb, join(ctx.dir, 'bad.pack'), join(ctx.dir, 'never')).catch((e) => e)
+  assert.is(refused.code, 'PACK_CORRUPT')
+  assert.is(refused.exit, 3)
+  const badBase = Buffer.from(base)
+  badBase[100] ^= 1
+  await writeFile(join(ctx.dir, 'bad.base'), badBase)
+  const refused2 = await run(join(ctx.dir, 'bad.base'), pack).catch((e) => e)
+  assert.is(refused2.code, 'BASE_CORRUPT')
+  assert.match(refused2.message, /e2/)
+  await readFile(join(ctx.dir, 'never')).then(
+    () => assert.unreachable('a refused rebuild left a file'),
+    () => undefined,
+  )
+})
+
+test.run()
