@@ -22,7 +22,7 @@ Downloads and writing overlap: the bundle is written in order while later blobs 
 VM images (and files with "delta: chunks") are cut into content-defined chunks; the bundle carries each one's chunk index. A delta (--since) carries a changed one as a pack of only the chunks its base lacks (the device rebuilds the file and checks it against the upstream sha256), unless that saves under 10%.`
 
   static examples = [
-    {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/manifest.lock.json --key keys/release.key.asc'},
+    {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/site.lock.json --key keys/release.key.asc'},
     {description: 'Sign through gpg-agent or a smartcard', command: '<%= config.bin %> bundle build site.yaml --gpg-key 0123456789ABCDEF0123456789ABCDEF01234567 --out /srv/bundles'},
     {description: 'A delta from last month\'s bundle: changed VM images travel as their new chunks only', command: '<%= config.bin %> bundle build site.lock.json --key keys/release.key.asc --since bundles/edge-site-2026.10.0.ferry.tar'},
     {description: 'In a scheduled job', command: '<%= config.bin %> bundle build site.lock.json --key /run/secrets/release.key.asc --json'},
