@@ -45,6 +45,12 @@ export abstract class BaseCommand extends Command {
     if (!this.jsonEnabled()) this.log(line)
   }
 
+  /** A note for people on stderr (stdout stays the result); shown with --json too, never with --quiet. */
+  protected warnLine(line: string): void {
+    this.stopProgress()
+    if (!(this.argv.includes('--quiet') || this.argv.includes('-q'))) process.stderr.write(`${line}\n`)
+  }
+
   protected toSuccessJson(result: unknown): {status: number; result: unknown} {
     return {status: 0, result}
   }
