@@ -4,9 +4,9 @@ import {loadBase} from '../../bundle/delta.js'
 import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
+import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
 import {loadBuildInput} from '../../manifest/lock-read.js'
 import {BlobStore} from '../../store/blob-store.js'
-import {fileSigner, gpgSigner, type Signer} from '../../trust/sign.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
 
@@ -34,9 +34,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
   }
 
   static flags = {
-    key: Flags.string({char: 'k', description: 'Private key file (armored OpenPGP) to sign with; repeat for several signers.', multiple: true, multipleNonGreedy: true}),
-    'gpg-key': Flags.string({description: 'Fingerprint of a key held by gpg (gpg-agent, smartcard) to sign with; repeat for several.', multiple: true, multipleNonGreedy: true}),
-    'passphrase-env': Flags.string({description: 'Name of the environment variable holding the private key passphrase.'}),
+    ...signerFlags,
     out: Flags.string({char: 'o', description: 'Output folder.', default: 'bundles'}),
     store: storeFlag,
     since: Flags.string({description: 'Build a delta against this older bundle (.ferry.tar, stick folder, parts.json) or its lock: blobs it already has are left out and named in bundle.json.'}),
@@ -49,10 +47,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
 
   async run() {
     const {args, flags} = await this.parse(BundleBuild)
-    const passphrase = flags['passphrase-env'] ? process.env[flags['passphrase-env']] : undefined
-    const signers: Signer[] = []
-    for (const file of flags.key ?? []) signers.push(await fileSigner(file, passphrase))
-    for (const fpr of flags['gpg-key'] ?? []) signers.push(await gpgSigner(fpr))
+    const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
     const registry = registryOptions(flags)
     const lock = await loadBuildInput(args.input, {store, registry, onProgress: this.progress()})
