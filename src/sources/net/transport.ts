@@ -19,7 +19,10 @@ export interface TransportOptions {
 export interface SendOptions {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'PATCH'
   headers?: Record<string, string>
-  /** a stream or iterable body is sent as it is read, with backpressure; such a request is never redirected */
+  /**
+   * a stream or iterable body is sent as it is read, with backpressure; such a request is never redirected.
+   * A chunk may still be queued for the socket after the next one is asked for: its memory must not be reused.
+   */
   body?: string | Buffer | AsyncIterable<Uint8Array>
   signal?: AbortSignal
   /** no headers, or no body bytes, for this long (ms) fails the request with an IdleTimeout; default 60 000 */
