@@ -8,7 +8,9 @@ import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
+import {checkLockedSignatures} from './image-signatures.js'
 import {imageIndexEntries, planImages} from './images.js'
+import {RegistryPool} from '../sources/oci/registry-source.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
 import {sha256Of} from '../store/hashing.js'
 import {refuseOtherContent} from './same-version.js'
@@ -91,6 +93,8 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
   await removeAbandonedPartials(target)
   try {
+    // Signed images: their signatures are checked again before anything is fetched.
+    await checkLockedSignatures(lock.artifacts, options.store, new RegistryPool(options.registry ?? {}))
     const described = describeLock(lock)
     const indexJson = described.indexJson
     // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).

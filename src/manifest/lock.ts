@@ -10,6 +10,7 @@ import {writeFileAtomic} from '../store/atomic-file.js'
 import {BlobStore} from '../store/blob-store.js'
 import {asLocalIoError} from '../errors.js'
 import {parseDuration} from './duration.js'
+import {imagesToResolve} from './image-entries.js'
 import {loadManifest} from './load.js'
 import {LockFile, type HealthCheck} from './lock-format.js'
 import type {LockOptions} from './lock-options.js'
@@ -44,7 +45,7 @@ export async function lockManifest(path: string, opts: LockOptions = {}): Promis
     spec.k3s ? resolveK3s(spec.k3s, spec.platforms, ctx) : [],
     spec.kubernetes ? resolveKubernetes(spec.kubernetes, spec.platforms, ctx) : [],
     resolveFiles(spec.files, ctx),
-    resolveImages(spec.images, spec.platforms, {manifestDir: dir, registry: opts.registry, onProgress: opts.onProgress}),
+    resolveImages(await imagesToResolve(spec.images, spec.cosign, dir), spec.platforms, {manifestDir: dir, registry: opts.registry, onProgress: opts.onProgress}),
   ])
   const resolved = isoSeconds(now)
   return LockFile.parse({

@@ -9,7 +9,7 @@ import {formatBytes} from '../../format.js'
 export default class ManifestLock extends BaseCommand {
   static summary = 'Resolve a manifest into a lock file: every artifact pinned to a URL, sha256 and size.'
 
-  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now, and every image under spec.images to the digest of its manifest or index (registry credentials come from the files docker, podman and skopeo log in to: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json, and from the credential helpers they name in credHelpers or credsStore, docker-credential-NAME on PATH).
+  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now, and every image under spec.images to the digest of its manifest or index, whose cosign signature is checked when the image (or a spec.cosign rule) names a key, the key that verified it recorded (registry credentials come from the files docker, podman and skopeo log in to: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json, and from the credential helpers they name in credHelpers or credsStore, docker-credential-NAME on PATH).
 
 The lock records when it was resolved; building from the same lock gives the same bundle.`
 
