@@ -128,6 +128,7 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
   const {dir} = opts
   const releases = index?.releases ?? []
   const files = releaseFiles(lock.name, lock.version)
+  let recorded = false
   const build = {store: opts.store, signers: opts.signers, outDir: dir, concurrency: opts.concurrency, registry: opts.registry, imageJobs: opts.concurrency, onProgress: opts.onProgress, now: opts.now}
   try {
     step(`building the full bundle ${files.bundle}`)
@@ -172,6 +173,7 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
     }
     const prune = planPrune([...releases, entry], opts.keep ?? 6)
     await writeIndex(dir, {schema: 'ferry.releases/v1', name: lock.name, releases: prune.kept})
+    recorded = true
     step(`recorded ${lock.name} ${lock.version} in ${INDEX_FILE}`)
     checkpoint('release:recorded')
     await rm(pendingPath, {force: true})
@@ -190,7 +192,7 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
   } catch (err) {
     const failure = asLocalIoError(err, `writing the release ${lock.version} into ${dir}`)
     // A full disk: give back the space this release took; its saved lock stays for the next run.
-    if ((failure as {exit?: number}).exit === 6) await dropUnrecorded(dir, lock)
+    if ((failure as {exit?: number}).exit === 6 && !recorded) await dropUnrecorded(dir, lock)
     throw failure
   }
 }
