@@ -9,6 +9,7 @@ import type {Descriptor} from '../sources/oci/document.js'
 import {parseRegistryReference} from '../sources/oci/reference.js'
 import type {RegistryPool} from '../sources/oci/registry-source.js'
 import type {BlobStore} from '../store/blob-store.js'
+import type {BlobFile} from './write.js'
 import {SIGSTORE_BUNDLE, SIMPLE_SIGNING, parseCosignKey} from '../trust/cosign.js'
 
 /** An image's signature as the bundle carries it. */
@@ -64,4 +65,16 @@ export async function checkLockedSignatures(images: LockedArtifact[], store: Blo
     out.push({image: a, signature})
   }
   return out
+}
+
+/** The blobs that carry the signatures (manifests, configs, layers), each once, from the store. */
+export function signatureBlobFiles(signatures: CarriedSignature[], store: BlobStore): BlobFile[] {
+  const out = new Map<string, BlobFile>()
+  for (const {signature} of signatures) {
+    const m = signature.manifest
+    for (const [digest, size] of [[m.digest, m.bytes.length] as const, ...[signature.config, ...signature.layers].map((b) => [b.desc.digest, b.desc.size] as const)]) {
+      out.set(digest, {digest, size, path: store.pathOf(digest)})
+    }
+  }
+  return [...out.values()]
 }

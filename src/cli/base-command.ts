@@ -80,6 +80,9 @@ export abstract class BaseCommand extends Command {
         : oclifExit !== undefined && !(err as {code?: string}).code?.startsWith('E')
           ? new FerryError('usage', 'USAGE', this.withFlagSuggestion(oneLine(err.message)))
           : toFerryError(err)
+    // A flag's own check (e.g. --proxy) fails inside oclif's parser, which wraps its message in lines.
+    const wrapped = /^Parsing --\S+\s*\n\t([^\n]*)/.exec(ferry.message)
+    if (wrapped) ferry.message = wrapped[1]
     if (oclifExit === 0) return
     process.exitCode = ferry.exit
     if (this.jsonEnabled()) {

@@ -3,7 +3,7 @@ import {buildBundle} from '../../bundle/build.js'
 import {loadBase} from '../../bundle/delta.js'
 import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
 import {loadBuildInput} from '../../manifest/lock-read.js'
 import {BlobStore} from '../../store/blob-store.js'
@@ -40,6 +40,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     since: Flags.string({description: 'Build a delta against this older bundle (.ferry.tar, stick folder, parts.json) or its lock: blobs it already has are left out and named in bundle.json.'}),
     jobs: Flags.integer({char: 'j', description: 'Parallel downloads: this many files, and as many image blobs, at once.', default: 4, min: 1, max: 32}),
     ...registryFlags,
+    proxy: proxyFlag,
     'rotate-to': Flags.string({description: 'Rotate devices to this public key set: each device adopts it when it commits this bundle (signed by the keys it trusts now). Repeat for several keys.', multiple: true, multipleNonGreedy: true}),
     'rotate-threshold': Flags.integer({description: 'With --rotate-to: how many of the new keys must sign later bundles.', default: 1, min: 1}),
     'rotate-revoke': Flags.string({description: 'With --rotate-to: fingerprint devices must refuse from now on (a compromised key). Repeat for several.', multiple: true, multipleNonGreedy: true}),

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {openBundleInput} from '../../bundle/input.js'
 import {pushBundle} from '../../bundle/push.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
@@ -38,6 +38,7 @@ A delta bundle (built with --since) leaves out what its base carried; push it to
       description: 'For a delta bundle: the bundle it was built against (.ferry.tar, stick folder or parts.json). Blobs the delta leaves out and the registry lacks are sent from it. Not needed when that bundle was pushed to REGISTRY before.',
     }),
     ...registryFlags,
+    proxy: proxyFlag,
   }
 
   async run() {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {resolve} from 'node:path'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions} from '../../cli/flags.js'
 import {defaultLockPath, lockManifest, staleLegacyLock, writeLock} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {formatBytes} from '../../format.js'
@@ -27,6 +27,7 @@ The lock records when it was resolved; building from the same lock gives the sam
     out: Flags.string({char: 'o', description: 'lock file to write [default: beside the manifest, named after it: site.yaml → site.lock.json]'}),
     store: Flags.string({description: 'blob store, used when an upstream gives no size [default: $FERRY_STORE or ~/.cache/ferry]'}),
     ...registryFlags,
+    proxy: proxyFlag,
   }
 
   async run() {
