@@ -10,6 +10,7 @@ import semver from 'semver'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ferry} from './helpers/cli.js'
+import {startTinyproxy} from './helpers/tinyproxy.js'
 import {K3S_NEW, K3S_NEWER, K3S_OLD, makeReleaseUpstream, type ReleaseUpstream} from './helpers/release-upstream.js'
 
 const test = suite('release')
@@ -149,6 +150,23 @@ test('off a terminal a run prints one plain line per step', async () => {
   assert.match(lines[0], /^resolving /)
   assert.match(lines.at(-1)!, /^unchanged: the last release /)
   assert.not.match(r.stdout + r.stderr, /\x1b\[|\r/)
+})
+
+test('release run --proxy: the channel server and every upstream file are reached through the proxy', async () => {
+  const proxy = await startTinyproxy(ctx.fx.root)
+  try {
+    ctx.fx.move(K3S_NEW)
+    const dir = join(ctx.fx.root, 'through-proxy')
+    const noProxy = {http_proxy: undefined, HTTP_PROXY: undefined, https_proxy: undefined, HTTPS_PROXY: undefined, all_proxy: undefined, ALL_PROXY: undefined, no_proxy: undefined, NO_PROXY: undefined}
+    const r = await ferry(['release', 'run', ctx.fx.manifest, '--key', ctx.fx.key, '--out', dir, '--store', join(ctx.fx.root, 'proxy-store'), '--proxy', proxy.url, '--json'], {env: noProxy})
+    assert.is(r.code, 0, r.stderr + r.stdout)
+    assert.is(r.json!.result.changed, true)
+    const seen = (await proxy.requests()).join('\n')
+    assert.match(seen, `GET ${ctx.fx.server.url}/channels/stable`)
+    assert.match(seen, `${ctx.fx.server.url}/k3s/${encodeURIComponent(K3S_NEW)}/k3s`)
+  } finally {
+    await proxy.stop()
+  }
 })
 
 test.run()

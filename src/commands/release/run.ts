@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
 import {runRelease} from '../../release/run.js'
 import {BlobStore} from '../../store/blob-store.js'
@@ -32,6 +32,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
     store: storeFlag,
     jobs: Flags.integer({char: 'j', description: 'Parallel downloads: this many files, and as many image blobs, at once.', default: 4, min: 1, max: 32}),
     ...registryFlags,
+    proxy: proxyFlag,
   }
 
   async run() {
