@@ -1,5 +1,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
-import {Header, Pax} from 'tar'
+import {Header} from 'tar/header'
+import {Pax} from 'tar/pax'
 import {integrityError} from '../../errors.js'
 
 export interface TarMember {
