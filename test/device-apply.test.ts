@@ -151,6 +151,20 @@ test('a failing first release leaves a fresh device with nothing active', async 
   assert.is(s.current, null)
 })
 
+test('a passing hook\'s output is shown and logged in hooks.log', async () => {
+  const dev = await device()
+  await writeFile(join(dev.root, 'etc/ferry/device.yaml'), 'hooks:\n  activate: echo "restarted k3s for $FERRY_VERSION"; echo "units settled" >&2\n')
+  await importOk(await release('1.0.0', 'healthy'), dev.root)
+  const r = await ferry(['device', 'apply', '--root', dev.root])
+  assert.is(r.code, 0, r.stderr)
+  assert.match(r.stdout, 'activate hook: restarted k3s for 1.0.0')
+  assert.match(r.stdout, 'activate hook: units settled')
+  const log = await readFile(join(dev.root, 'var/lib/ferry/hooks.log'), 'utf8')
+  assert.match(log, /^\S+Z activate \(apply 1\.0\.0\): ok\n/)
+  assert.match(log, /^ {2}restarted k3s for 1\.0\.0$/m)
+  assert.match(log, /^ {2}units settled$/m)
+})
+
 test('a failing pre-switch hook rolls back before anything switched', async () => {
   const dev = await device()
   await importOk(await release('1.0.0', 'healthy'), dev.root)

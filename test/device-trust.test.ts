@@ -123,7 +123,7 @@ test('rotation: N rotates to K2; after commit N+1 signed by K2 is accepted and o
 
 test('a rotation that would trust a revoked key is refused at import (exit 4), nothing staged', async () => {
   const dev = await fresh([ctx.k1])
-  const r0 = await ferry(['device', 'trust', 'remove', ctx.k3.fingerprint, '--revoke', '--root', dev.root])
+  const r0 = await ferry(['device', 'trust', 'revoke', ctx.k3.fingerprint, '--root', dev.root])
   assert.is(r0.code, 0, r0.stderr)
   const bundle = await makeBundle({dir: ctx.dir, version: '1.0.0', signers: [ctx.k1], rotation: {to: [ctx.k3]}})
   const before = await deviceSnapshot(dev.paths)

@@ -425,12 +425,12 @@ async function ferry(...args: string[]): Promise<{code: number; stdout: string; 
   }
 }
 
-cli('writes manifest.lock.json beside the manifest and reports it as JSON', async () => {
+cli('writes the lock beside the manifest, named after it, and reports it as JSON', async () => {
   const manifest = await writeManifest(fx.manifest())
   const r = await ferry('manifest', 'lock', manifest, '--json')
   assert.is(r.code, 0, r.stderr)
   const out = JSON.parse(r.stdout)
-  const path = join(fx.site, 'manifest.lock.json')
+  const path = join(fx.site, 'site.lock.json')
   const total = Object.values(fx.digests).reduce((s, d) => s + d.size, 0)
   assert.is(out.status, 0)
   assert.is(out.result.path, path)
@@ -439,6 +439,31 @@ cli('writes manifest.lock.json beside the manifest and reports it as JSON', asyn
   const written = await readLock(path)
   assert.is(out.result.bytes, written.artifacts.reduce((s, a) => s + a.size, 0))
   assert.ok(out.result.bytes < total, 'arm64 assets are not in an amd64 lock')
+})
+
+cli('two manifests in one folder keep two locks; an old manifest.lock.json of the same bundle is pointed out', async () => {
+  const first = await writeManifest(fx.manifest(), 'lab.yaml')
+  const second = await writeManifest(fx.manifest().replace('name: edge-site', 'name: other-site'), 'other.yml')
+  assert.is((await ferry('manifest', 'lock', first, '--quiet')).code, 0)
+  assert.is((await ferry('manifest', 'lock', second, '--quiet')).code, 0)
+  assert.is((await readLock(join(fx.site, 'lab.lock.json'))).name, 'edge-site')
+  assert.is((await readLock(join(fx.site, 'other.lock.json'))).name, 'other-site')
+
+  const legacy = join(fx.site, 'manifest.lock.json')
+  await writeFile(legacy, await readFile(join(fx.site, 'lab.lock.json')))
+  const r = await ferry('manifest', 'lock', first, '--json')
+  assert.is(r.code, 0, r.stderr)
+  assert.is(JSON.parse(r.stdout).result.staleLock, legacy)
+  assert.match(r.stderr, `${legacy} is an older lock of edge-site`)
+  const other = await ferry('manifest', 'lock', second, '--json')
+  assert.is(JSON.parse(other.stdout).result.staleLock, undefined, 'another bundle name is not this lock')
+  await unlink(legacy)
+
+  const build = await ferry('bundle', 'build', legacy, '--json')
+  assert.is(build.code, 2)
+  const msg = JSON.parse(build.stdout).error.message
+  assert.match(msg, 'named after its manifest')
+  assert.match(msg, join(fx.site, 'lab.lock.json'))
 })
 
 cli('--out chooses the lock file', async () => {

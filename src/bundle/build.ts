@@ -8,7 +8,9 @@ import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
+import {checkLockedSignatures, signatureBlobFiles} from './image-signatures.js'
 import {imageIndexEntries, planImages} from './images.js'
+import {RegistryPool} from '../sources/oci/registry-source.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
 import {sha256Of} from '../store/hashing.js'
 import {refuseOtherContent} from './same-version.js'
@@ -48,6 +50,7 @@ function toBundleArtifact(a: LockedArtifact): BundleArtifact {
     ...(a.platforms === undefined ? {} : {platforms: a.platforms}),
     ...(a.imageSize === undefined ? {} : {imageSize: a.imageSize}),
     upstream: a.upstream,
+    ...(a.cosign === undefined ? {} : {cosign: a.cosign}),
   }
 }
 
@@ -91,6 +94,8 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
   await removeAbandonedPartials(target)
   try {
+    // Signed images: their signatures are checked again before anything is fetched.
+    const signatures = signatureBlobFiles(await checkLockedSignatures(lock.artifacts, options.store, new RegistryPool(options.registry ?? {})), options.store)
     const described = describeLock(lock)
     const indexJson = described.indexJson
     // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).
@@ -102,14 +107,14 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
       onProgress: options.onProgress,
     })
     // A delta neither fetches nor carries what its base has, nor what it rebuilds from a pack.
-    const omitted = since ? [...new Set([...lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)), ...chunked.omitted])].sort() : []
+    const omitted = since ? [...new Set([...lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)), ...chunked.omitted, ...signatures.filter((b) => since.has(b.digest)).map((b) => b.digest)])].sort() : []
+    const carriedSignatures = signatures.filter((b) => !since?.has(b.digest))
     const carried = {...lock, artifacts: lock.artifacts.filter((a) => !since?.has(`sha256:${a.sha256}`) && !chunked.rebuilt.has(`sha256:${a.sha256}`))}
     const plan = async () => {
       const files = fileJobs(carried, options)
-      return {
-        files: {blobs: [...files.blobs, ...chunked.blobs], jobs: files.jobs},
-        images: await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined}),
-      }
+      const images = await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined})
+      const taken = new Set([...files.blobs, ...chunked.blobs, ...images.blobs].map((b) => b.digest))
+      return {files: {blobs: [...files.blobs, ...chunked.blobs, ...carriedSignatures.filter((b) => !taken.has(b.digest))], jobs: files.jobs}, images}
     }
     const first = await plan()
     const images = first.images

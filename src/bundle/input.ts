@@ -9,7 +9,7 @@ export interface BundleInput {
   label: string
   /** total bytes of the archive */
   size: number
-  /** a fresh stream of the archive's bytes each call; a chunk may be reused once the next-but-one is asked for */
+  /** a fresh stream of the archive's bytes each call; a chunk's memory may be reused once the next chunk is asked for: a consumer that keeps chunks longer copies them */
   open(): AsyncIterable<Buffer>
 }
 

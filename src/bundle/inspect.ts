@@ -27,6 +27,8 @@ export interface ImageSummary {
   platforms?: string[]
   /** bytes of all its blobs (shared layers counted in each image) */
   size: number
+  /** the cosign key that verified it (sha256 of the DER public key) and its file; null: no signature required */
+  signedBy: {key: string; keyFile: string; form: string} | null
 }
 
 /** What bundle.json says of each chunked artifact: rebuilt from a pack, omitted (the base has it), or carried whole. */
@@ -45,7 +47,7 @@ export function chunkSummaries(manifest: BundleManifest): ChunkReport[] {
 export function imageSummaries(manifest: BundleManifest): ImageSummary[] {
   return manifest.artifacts
     .filter((a) => a.kind === 'image')
-    .map((a) => ({ref: a.ref ?? a.name, digest: a.digest, ...(a.platforms ? {platforms: a.platforms} : {}), size: a.imageSize ?? a.size}))
+    .map((a) => ({ref: a.ref ?? a.name, digest: a.digest, ...(a.platforms ? {platforms: a.platforms} : {}), size: a.imageSize ?? a.size, signedBy: a.cosign ? {key: a.cosign.key, keyFile: a.cosign.keyFile, form: a.cosign.form} : null}))
 }
 
 async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {

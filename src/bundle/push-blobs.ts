@@ -1,6 +1,7 @@
 import type {RegistryClient} from '../sources/oci/registry-client.js'
 import {hasBlob, mountBlob, uploadBlob} from '../sources/oci/registry-push.js'
 import {integrityError} from '../errors.js'
+import {Sha256Counter} from '../store/hashing.js'
 import {ENTRY} from './format.js'
 import type {BundleInput} from './input.js'
 import {readTar} from './tar-reader.js'
@@ -95,7 +96,7 @@ export class BlobPusher {
       for await (const entry of readTar({[Symbol.asyncIterator]: () => chunks})) {
         const digest = entry.path.startsWith(ENTRY.blobPrefix) ? `sha256:${entry.path.slice(ENTRY.blobPrefix.length)}` : ''
         const repos = todo.get(digest)
-        const consumed = repos ? await this.sendEntry(digest, repos, entry.size, entry.body, again) : false
+        const consumed = repos ? await this.sendEntry(digest, repos, entry.size, entry.body, again, input.label) : false
         // Blobs come sorted by digest: once the last one wanted went by, the rest is not read.
         if (unmet.delete(digest) && unmet.size === 0) break
         if (!consumed) for await (const chunk of entry.body) void chunk
@@ -108,7 +109,7 @@ export class BlobPusher {
   }
 
   /** Sends one blob to the repositories lacking it; true when its bytes were consumed by an upload. */
-  private async sendEntry(digest: string, repos: string[], size: number, body: AsyncIterable<Uint8Array>, again: Lacking): Promise<boolean> {
+  private async sendEntry(digest: string, repos: string[], size: number, body: AsyncIterable<Uint8Array>, again: Lacking, label: string): Promise<boolean> {
     let consumed = false
     const retry: string[] = []
     for (const repo of repos) {
@@ -121,7 +122,7 @@ export class BlobPusher {
         retry.push(repo)
         continue
       }
-      await uploadBlob(this.client, repo, digest, size, body)
+      await uploadBlob(this.client, repo, digest, size, checkedCopy(body, digest, size, label))
       consumed = true
       this.tally.blobs.uploaded++
       this.tally.bytes += size
@@ -143,4 +144,28 @@ export class BlobPusher {
     this.tally.blobs.uploaded++
     this.tally.bytes += bytes.length
   }
+}
+
+/**
+ * A blob's bytes as the upload sends them. Each chunk is copied as it comes: the archive reader
+ * reuses its buffers once the next chunk is asked for, while the HTTP client may still hold a
+ * chunk it has not written to the socket yet. The copies are hashed, and the last one is held
+ * back until the whole blob proved to be the digest that verification checked: bytes that changed
+ * since (the file was altered between the two passes) end the upload before the registry could
+ * complete it, as exit 3.
+ */
+export async function* checkedCopy(body: AsyncIterable<Uint8Array>, digest: string, size: number, label: string): AsyncGenerator<Buffer> {
+  const counter = new Sha256Counter()
+  let held: Buffer | undefined
+  for await (const chunk of body) {
+    const copy = Buffer.from(chunk)
+    counter.update(copy)
+    if (held) yield held
+    held = copy
+  }
+  const got = counter.digest()
+  if (counter.size !== size || got !== digest) {
+    throw integrityError('BLOB_CHANGED', `${label}: blob ${digest} reads as ${counter.size} bytes with sha256 ${got.slice(7)} now, not what was verified: the bundle changed during the push; nothing of it was completed in the registry`)
+  }
+  if (held) yield held
 }

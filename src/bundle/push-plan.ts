@@ -1,5 +1,7 @@
 import {parseImageDocument, type Descriptor, type ImageDocument} from '../sources/oci/document.js'
 import {parseRegistryReference} from '../sources/oci/reference.js'
+import type {CosignProof} from '../manifest/lock-format.js'
+import {signaturePuts} from './push-signatures.js'
 
 export interface PushedImage {
   ref: string
@@ -19,6 +21,8 @@ export interface ManifestPut {
   bytes: Buffer
   fallback?: {digest: string; mediaType: string; bytes: Buffer}
   image?: PushedImage
+  /** a referrers tag index to add this descriptor to (its bytes are made at push, from what the registry lists) */
+  referrer?: {mediaType?: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string>}
 }
 
 export interface PushPlan {
@@ -39,6 +43,8 @@ export interface PushImage {
   name: string
   digest: string
   mediaType: string
+  /** a signed image: the signature manifest the bundle carries beside it */
+  cosign?: CosignProof
 }
 
 /**
@@ -100,6 +106,20 @@ export async function planPush(images: PushImage[], lookup: DocumentLookup, inBu
     const filtered = source.tag && root.doc.kind === 'index' && children.length === 1 && root.doc.manifests.length > 1
     const fallback = filtered ? {digest: children[0].desc.digest, mediaType: children[0].desc.mediaType, bytes: children[0].bytes} : undefined
     plan.manifests.push({repo, reference: source.tag ?? image.digest, digest: image.digest, mediaType: image.mediaType, bytes: root.bytes, ...(fallback ? {fallback, image: pushed} : {})})
+    if (image.cosign) {
+      // after the image: a signature never names an image the registry does not have yet
+      add(plan.usedBy, image.cosign.manifest.digest, ref)
+      const bytes = await lookup(image.cosign.manifest.digest, repo)
+      if (!bytes) add(plan.unavailable, image.cosign.manifest.digest, ref)
+      else {
+        const sig = signaturePuts(repo, image.digest, image.cosign, bytes)
+        for (const blob of sig.blobs) {
+          add(plan.blobs, blob.digest, repo)
+          add(plan.usedBy, blob.digest, ref)
+        }
+        plan.manifests.push(...sig.manifests)
+      }
+    }
   }
   return plan
 }

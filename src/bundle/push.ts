@@ -9,6 +9,7 @@ import {bundleFileName, ENTRY, type BundleManifest} from './format.js'
 import {openBundleInput, type BundleInput} from './input.js'
 import {BlobPusher, type Lacking, type PushTally} from './push-blobs.js'
 import {planPush, targetRepository, type ManifestPut, type PushedImage, type PushPlan} from './push-plan.js'
+import {putReferrerTag} from './push-signatures.js'
 import {readTar} from './tar-reader.js'
 import {parseBundleJson} from './format.js'
 import {verifyBundleStream, type BaseBlobs, type BlobSink} from './verify.js'
@@ -187,6 +188,10 @@ function keepDocuments(small: Map<string, Buffer>) {
 /** PUTs the documents once every blob is in, children first, each image's tagged one last. */
 async function putManifests(client: RegistryClient, pusher: BlobPusher, manifests: ManifestPut[]): Promise<void> {
   for (const m of manifests) {
+    if (m.referrer) {
+      await putReferrerTag(client, {...m, referrer: m.referrer})
+      continue
+    }
     try {
       await putManifest(client, m.repo, m.reference, m.bytes, m.mediaType)
     } catch (err) {

@@ -147,7 +147,11 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
         declared.set(a.digest, a.size)
       }
       if (a.chunks) declared.set(a.chunks.index, a.chunks.size)
+      if (a.cosign) declared.set(a.cosign.manifest.digest, a.cosign.manifest.size)
     }
+    // Image signatures are carried beside the images, named by bundle.json rather than index.json
+    // (so no tool importing the layout takes them for images); their blobs are walked the same way.
+    const signatureRoots = manifest.artifacts.flatMap((a) => (a.cosign ? [a.cosign.manifest] : []))
     const omitted = new Set(manifest.omitted ?? [])
     const seen = new Map<string, number>()
     const offsets = new Map<string, number>()
@@ -206,7 +210,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     }
     const base = options.base
     const closure = imageClosure(
-      roots,
+      [...roots, ...signatureRoots],
       (d) => retained.get(d) ?? base?.content?.(d),
       (d) => omitted.has(d),
       (d) => seen.has(d) || omitted.has(d),

@@ -1,6 +1,7 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {FerryError, toFerryError} from '../errors.js'
 import {ProgressRenderer} from '../ui/progress.js'
+import {didYouMean} from './suggest.js'
 
 /** oclif's parse errors span lines; scripts and people both want one. */
 function oneLine(text: string): string {
@@ -45,6 +46,12 @@ export abstract class BaseCommand extends Command {
     if (!this.jsonEnabled()) this.log(line)
   }
 
+  /** A note for people on stderr (stdout stays the result); shown with --json too, never with --quiet. */
+  protected warnLine(line: string): void {
+    this.stopProgress()
+    if (!(this.argv.includes('--quiet') || this.argv.includes('-q'))) process.stderr.write(`${line}\n`)
+  }
+
   protected toSuccessJson(result: unknown): {status: number; result: unknown} {
     return {status: 0, result}
   }
@@ -52,6 +59,15 @@ export abstract class BaseCommand extends Command {
   protected toErrorJson(err: unknown): {status: number; error: {code: string; message: string}} {
     const e = toFerryError(err)
     return {status: e.exit, error: {code: e.code, message: e.message}}
+  }
+
+  /** "Nonexistent flag: --kye" → the same with (did you mean "--key"?), from this command's flags. */
+  private withFlagSuggestion(message: string): string {
+    const m = /^Nonexistent flags?: (--?[\w-]+)(=\S*)?/.exec(message)
+    if (!m) return message
+    const flags = {...(this.ctor.flags ?? {}), ...(this.ctor.baseFlags ?? {}), json: {}}
+    const hint = didYouMean(m[1].replace(/^-+/, ''), Object.keys(flags), (f) => `"--${f}"`)
+    return hint ? message.replace(m[0], `${m[0]}${hint}`) : message
   }
 
   async catch(err: Interfaces.CommandError): Promise<void> {
@@ -62,8 +78,11 @@ export abstract class BaseCommand extends Command {
       err instanceof FerryError
         ? err
         : oclifExit !== undefined && !(err as {code?: string}).code?.startsWith('E')
-          ? new FerryError('usage', 'USAGE', oneLine(err.message))
+          ? new FerryError('usage', 'USAGE', this.withFlagSuggestion(oneLine(err.message)))
           : toFerryError(err)
+    // A flag's own check (e.g. --proxy) fails inside oclif's parser, which wraps its message in lines.
+    const wrapped = /^Parsing --\S+\s*\n\t([^\n]*)/.exec(ferry.message)
+    if (wrapped) ferry.message = wrapped[1]
     if (oclifExit === 0) return
     process.exitCode = ferry.exit
     if (this.jsonEnabled()) {

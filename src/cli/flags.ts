@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {useProxyFlag} from '../sources/net/proxy-env.js'
 
 /** Flags several commands share, so their names and help stay the same everywhere. */
 export const trustedKeyFlag = Flags.string({
@@ -32,3 +33,17 @@ export const registryFlags = {
 export function registryOptions(flags: {'ca-file'?: string; 'insecure-registry'?: string[]}): {caFile?: string; insecure?: string[]} {
   return {...(flags['ca-file'] ? {caFile: flags['ca-file']} : {}), ...(flags['insecure-registry'] ? {insecure: flags['insecure-registry']} : {})}
 }
+
+/**
+ * `--proxy URL` for every command that fetches or pushes. Giving it is enough: the value becomes
+ * the proxy of every request the command makes (see sources/net/proxy-env.ts), over HTTPS_PROXY,
+ * HTTP_PROXY and ALL_PROXY; NO_PROXY still applies. A URL that is not a proxy URL is exit 2.
+ */
+export const proxyFlag = Flags.string({
+  description: 'Proxy for every request, http://[user:password@]host:port (https:// too); over HTTPS_PROXY, HTTP_PROXY and ALL_PROXY, while NO_PROXY still applies. Without it those variables are read as curl reads them.',
+  helpValue: 'URL',
+  parse: async (value) => {
+    useProxyFlag(value)
+    return value
+  },
+})

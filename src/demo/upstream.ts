@@ -34,6 +34,24 @@ async function writeStableBytes(path: string, seed: string, size: number): Promi
   return whole.digest('hex')
 }
 
+/**
+ * Publishes one k3s release as GitHub does, under `<root>/k3s/<version>`: the binary, the air-gap
+ * images and `sha256sum-amd64.txt` listing both. Each version has bytes of its own.
+ */
+export async function publishK3s(root: string, version: string, scale = 1): Promise<void> {
+  const size = (mib: number) => Math.max(1, Math.round(mib * scale * MiB))
+  const seed = version === DEMO_K3S_VERSION ? '' : `${version}:`
+  const dir = join(root, 'k3s', version)
+  const k3s = await writeStableBytes(join(dir, 'k3s'), `${seed}k3s-amd64`, size(12))
+  const airgap = await writeStableBytes(join(dir, 'k3s-airgap-images-amd64.tar.zst'), `${seed}k3s-airgap-amd64`, size(24))
+  await writeFile(join(dir, 'sha256sum-amd64.txt'), `${k3s}  k3s\n${airgap}  k3s-airgap-images-amd64.tar.zst\n`)
+}
+
+/** Where a k3s channel server (update.k3s.io) redirects `<channels>/<name>` to for `version`. */
+export function channelTarget(version: string): string {
+  return `/k3s-io/k3s/releases/tag/${encodeURIComponent(version)}`
+}
+
 export interface DemoUpstream {
   root: string
   /** public key that signs the Azure Linux checksum file */
@@ -53,10 +71,7 @@ export interface DemoUpstream {
 export async function makeDemoUpstream(root: string, scale = 1): Promise<DemoUpstream> {
   await rm(root, {recursive: true, force: true})
   const size = (mib: number) => Math.max(1, Math.round(mib * scale * MiB))
-  const k3sDir = join(root, 'k3s', DEMO_K3S_VERSION)
-  const k3s = await writeStableBytes(join(k3sDir, 'k3s'), 'k3s-amd64', size(12))
-  const airgap = await writeStableBytes(join(k3sDir, 'k3s-airgap-images-amd64.tar.zst'), 'k3s-airgap-amd64', size(24))
-  await writeFile(join(k3sDir, 'sha256sum-amd64.txt'), `${k3s}  k3s\n${airgap}  k3s-airgap-images-amd64.tar.zst\n`)
+  await publishK3s(root, DEMO_K3S_VERSION, scale)
 
   const binDir = join(root, 'k8s', 'release', DEMO_KUBERNETES_VERSION, 'bin', 'linux', 'amd64')
   for (const bin of ['kubectl', 'kubelet']) {

@@ -3,14 +3,32 @@ import {z} from 'zod'
 /** How an artifact's bytes were tied to something upstream published. */
 export const UpstreamProof = z.strictObject({
   /** sha256: pinned in the manifest; checksum-file: listed in an upstream checksum file;
-   *  checksum-file+pgp: ... whose detached OpenPGP signature verified; registry: OCI digest */
-  verifiedBy: z.enum(['sha256', 'checksum-file', 'checksum-file+pgp', 'registry']),
+   *  checksum-file+pgp: ... whose detached OpenPGP signature verified; registry: OCI digest;
+   *  cosign: OCI digest, signed with a cosign key the manifest names */
+  verifiedBy: z.enum(['sha256', 'checksum-file', 'checksum-file+pgp', 'registry', 'cosign']),
   checksumUrl: z.string().optional(),
   signatureUrl: z.string().optional(),
-  /** fingerprint of the key that signed the checksum file */
+  /** fingerprint of the key that signed the checksum file (OpenPGP), or the image (cosign: sha256 of the DER public key) */
   key: z.string().optional(),
 })
 export type UpstreamProof = z.infer<typeof UpstreamProof>
+
+/** An image's cosign signature, as checked when the lock was made (and again at build). */
+export const CosignProof = z.strictObject({
+  /** `sha256:<hex>` of the key's DER SubjectPublicKeyInfo */
+  key: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  /** the key file as the manifest names it */
+  keyFile: z.string().min(1),
+  /** the key itself (PKIX PEM): a build from the lock checks the signature with it */
+  publicKey: z.string().min(1),
+  /** simplesigning: cosign 1.x/2.x `.sig` tag; sigstore-bundle: cosign 3.x referrer */
+  form: z.enum(['simplesigning', 'sigstore-bundle']),
+  /** the tag it was found under, or `referrers` (the registry's referrers API) */
+  via: z.string().min(1),
+  /** the signature manifest */
+  manifest: z.strictObject({mediaType: z.string(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), size: z.number().int().nonnegative()}),
+})
+export type CosignProof = z.infer<typeof CosignProof>
 
 export const ArtifactKind = z.enum(['vm', 'k3s', 'kubernetes', 'image', 'file'])
 export type ArtifactKind = z.infer<typeof ArtifactKind>
@@ -38,6 +56,8 @@ export const LockedArtifact = z.strictObject({
   /** images: bytes of everything the image carries (documents, configs, layers; shared layers counted in each) */
   imageSize: z.number().int().nonnegative().optional(),
   upstream: UpstreamProof,
+  /** images that must be signed: which cosign key verified which signature */
+  cosign: CosignProof.optional(),
   /** chunked deltas (see bundle/chunked.ts): `chunks` for files that asked for it, `whole` for VM images that opted out */
   delta: z.enum(['chunks', 'whole']).optional(),
 })

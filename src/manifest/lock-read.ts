@@ -1,6 +1,7 @@
 // Reading a lock file, and what `bundle build` takes: light on purpose, so that a build from a
 // lock does not load the manifest parser and every upstream's resolver (see loadBuildInput).
-import {readFile, stat} from 'node:fs/promises'
+import {readdir, readFile, stat} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {usageError} from '../errors.js'
 import type {LockOptions} from './lock-options.js'
 import {LockFile} from './lock-format.js'
@@ -16,9 +17,17 @@ export async function readSmallText(path: string, what: string): Promise<string>
     if (info.size > MAX_MANIFEST_BYTES) throw usageError('FILE_TOO_LARGE', `${path}: ${info.size} bytes is too large for a ${what}`)
     return await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such file (expected a ${what})`)
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such file (expected a ${what})${await lockHint(path)}`)
     throw err
   }
+}
+
+/** For a missing `manifest.lock.json`: the locks that do lie there, now that each is named after its manifest. */
+async function lockHint(path: string): Promise<string> {
+  if (basename(path) !== 'manifest.lock.json') return ''
+  const locks = (await readdir(dirname(path)).catch(() => [] as string[])).filter((n) => n.endsWith('.lock.json')).sort()
+  const there = locks.length ? `; there: ${locks.map((n) => join(dirname(path), n)).join(', ')}` : ''
+  return `; a lock is named after its manifest (site.yaml → site.lock.json)${there}`
 }
 
 /** `spec.vm[0].url` */

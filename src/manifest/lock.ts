@@ -1,4 +1,5 @@
-import {dirname, join} from 'node:path'
+import {readFile} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {resolveFiles} from '../sources/files.js'
 import {resolveK3s} from '../sources/k3s.js'
 import {resolveKubernetes} from '../sources/kubernetes.js'
@@ -9,6 +10,7 @@ import {writeFileAtomic} from '../store/atomic-file.js'
 import {BlobStore} from '../store/blob-store.js'
 import {asLocalIoError} from '../errors.js'
 import {parseDuration} from './duration.js'
+import {imagesToResolve} from './image-entries.js'
 import {loadManifest} from './load.js'
 import {LockFile, type HealthCheck} from './lock-format.js'
 import type {LockOptions} from './lock-options.js'
@@ -43,7 +45,7 @@ export async function lockManifest(path: string, opts: LockOptions = {}): Promis
     spec.k3s ? resolveK3s(spec.k3s, spec.platforms, ctx) : [],
     spec.kubernetes ? resolveKubernetes(spec.kubernetes, spec.platforms, ctx) : [],
     resolveFiles(spec.files, ctx),
-    resolveImages(spec.images, spec.platforms, {manifestDir: dir, registry: opts.registry, onProgress: opts.onProgress}),
+    resolveImages(await imagesToResolve(spec.images, spec.cosign, dir), spec.platforms, {manifestDir: dir, registry: opts.registry, onProgress: opts.onProgress}),
   ])
   const resolved = isoSeconds(now)
   return LockFile.parse({
@@ -93,9 +95,30 @@ export async function writeLock(lock: LockFile, file: string): Promise<void> {
   }
 }
 
-/** Where `ferry manifest lock` writes by default: manifest.lock.json beside the manifest. */
+/**
+ * Where `ferry manifest lock` writes by default: beside the manifest, named after it
+ * (`site.yaml` → `site.lock.json`), so two manifests in one folder keep two locks.
+ */
 export function defaultLockPath(manifestPath: string): string {
-  return join(dirname(manifestPath), 'manifest.lock.json')
+  return join(dirname(manifestPath), `${basename(manifestPath).replace(/\.(ya?ml|json)$/i, '')}.lock.json`)
+}
+
+/** The name every manifest's lock had before locks were named after their manifest. */
+export const LEGACY_LOCK_NAME = 'manifest.lock.json'
+
+/**
+ * A `manifest.lock.json` beside the manifest that holds a lock of the same bundle name, left by
+ * an older Ferry: a build from it would carry yesterday's pins. Returned so the caller can say so.
+ */
+export async function staleLegacyLock(manifestPath: string, lock: LockFile, written: string): Promise<string | undefined> {
+  const legacy = join(dirname(manifestPath), LEGACY_LOCK_NAME)
+  if (legacy === written) return undefined
+  try {
+    const old = JSON.parse(await readFile(legacy, 'utf8')) as {schema?: unknown; name?: unknown}
+    return old.schema === 'ferry.lock/v1' && old.name === lock.name ? legacy : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export {loadBuildInput, readLock} from './lock-read.js'

@@ -114,6 +114,27 @@ export const FileSpec = z.strictObject({
   delta: DeltaMode.optional(),
 })
 
+/** cosign public keys (PKIX PEM files, relative to the manifest's folder): any one of them suffices */
+const CosignKeys = z
+  .strictObject({key: z.string().min(1).optional(), keys: z.array(z.string().min(1)).min(1).optional()})
+  .refine((c) => (c.key === undefined) !== (c.keys === undefined), {error: 'give exactly one of "key" (a file) or "keys" (a list of files)'})
+
+/** An image that must carry a cosign signature by one of the keys */
+export const ImageEntry = z.union([
+  z.string().min(1),
+  z.strictObject({
+    ref: z.string().min(1),
+    cosign: CosignKeys.optional(),
+  }),
+])
+
+/** A key for every image whose `registry/repository` matches the glob (`*` within a path part, `**` across parts) */
+export const CosignRule = z.strictObject({
+  match: z.string().min(1),
+  key: z.string().min(1).optional(),
+  keys: z.array(z.string().min(1)).min(1).optional(),
+}).refine((c) => (c.key === undefined) !== (c.keys === undefined), {error: 'give exactly one of "key" (a file) or "keys" (a list of files)'})
+
 export const HealthSpec = z
   .strictObject({
     name: Name,
@@ -139,8 +160,10 @@ export const Spec = z.strictObject({
   vm: z.array(VmImage).default([]),
   k3s: K3sSpec.optional(),
   kubernetes: KubernetesSpec.optional(),
-  /** image references; carried through, resolved by the image resolver */
-  images: z.array(z.string().min(1)).default([]),
+  /** image references, or {ref, cosign: {key | keys}} for an image that must be signed */
+  images: z.array(ImageEntry).default([]),
+  /** cosign keys for many images at once, by repository glob */
+  cosign: z.array(CosignRule).default([]),
   files: z.array(FileSpec).default([]),
   health: z.array(HealthSpec).default([]),
 })
@@ -158,3 +181,5 @@ export type K3sSpec = z.infer<typeof K3sSpec>
 export type KubernetesSpec = z.infer<typeof KubernetesSpec>
 export type FileSpec = z.infer<typeof FileSpec>
 export type HealthSpec = z.infer<typeof HealthSpec>
+export type ImageEntry = z.infer<typeof ImageEntry>
+export type CosignRule = z.infer<typeof CosignRule>

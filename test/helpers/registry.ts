@@ -127,6 +127,11 @@ export interface ProxyHooks {
   bearer?: {user: string; password: string; refreshToken?: string}
   /** hold every blob GET this many ms before passing it on (so parallel fetches overlap visibly) */
   holdBlobs?: number
+  /**
+   * read request bodies slowly (a pause of this many ms after each piece), so the client's socket
+   * backs up as it does towards a busy registry; upload URLs the registry hands out name the proxy
+   */
+  slowUploads?: number
 }
 
 export interface Proxy {
@@ -218,7 +223,7 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
       res.writeHead(200, {'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws'}).end(body)
       return
     }
-    const headers = {...req.headers, host: target}
+    const headers = {...req.headers, host: hooks.slowUploads ? req.headers.host : target}
     delete headers.authorization
     const upstream = httpRequest({host: target.split(':')[0], port: Number(target.split(':')[1]), method: req.method, path, headers}, (up) => {
       const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(path)?.[1]
@@ -244,6 +249,16 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
       up.on('end', () => res.end())
     })
     upstream.on('error', () => res.destroy())
+    if (hooks.slowUploads) {
+      const pause = hooks.slowUploads
+      req.on('data', (chunk: Buffer) => {
+        upstream.write(chunk)
+        req.pause()
+        setTimeout(() => req.resume(), pause)
+      })
+      req.on('end', () => upstream.end())
+      return
+    }
     req.pipe(upstream)
   }
   const server: Server = createServer(handle)

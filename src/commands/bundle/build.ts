@@ -3,10 +3,10 @@ import {buildBundle} from '../../bundle/build.js'
 import {loadBase} from '../../bundle/delta.js'
 import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
+import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
 import {loadBuildInput} from '../../manifest/lock-read.js'
 import {BlobStore} from '../../store/blob-store.js'
-import {fileSigner, gpgSigner, type Signer} from '../../trust/sign.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
 
@@ -22,7 +22,7 @@ Downloads and writing overlap: the bundle is written in order while later blobs 
 VM images (and files with "delta: chunks") are cut into content-defined chunks; the bundle carries each one's chunk index. A delta (--since) carries a changed one as a pack of only the chunks its base lacks (the device rebuilds the file and checks it against the upstream sha256), unless that saves under 10%.`
 
   static examples = [
-    {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/manifest.lock.json --key keys/release.key.asc'},
+    {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/site.lock.json --key keys/release.key.asc'},
     {description: 'Sign through gpg-agent or a smartcard', command: '<%= config.bin %> bundle build site.yaml --gpg-key 0123456789ABCDEF0123456789ABCDEF01234567 --out /srv/bundles'},
     {description: 'A delta from last month\'s bundle: changed VM images travel as their new chunks only', command: '<%= config.bin %> bundle build site.lock.json --key keys/release.key.asc --since bundles/edge-site-2026.10.0.ferry.tar'},
     {description: 'In a scheduled job', command: '<%= config.bin %> bundle build site.lock.json --key /run/secrets/release.key.asc --json'},
@@ -34,14 +34,13 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
   }
 
   static flags = {
-    key: Flags.string({char: 'k', description: 'Private key file (armored OpenPGP) to sign with; repeat for several signers.', multiple: true, multipleNonGreedy: true}),
-    'gpg-key': Flags.string({description: 'Fingerprint of a key held by gpg (gpg-agent, smartcard) to sign with; repeat for several.', multiple: true, multipleNonGreedy: true}),
-    'passphrase-env': Flags.string({description: 'Name of the environment variable holding the private key passphrase.'}),
+    ...signerFlags,
     out: Flags.string({char: 'o', description: 'Output folder.', default: 'bundles'}),
     store: storeFlag,
     since: Flags.string({description: 'Build a delta against this older bundle (.ferry.tar, stick folder, parts.json) or its lock: blobs it already has are left out and named in bundle.json.'}),
     jobs: Flags.integer({char: 'j', description: 'Parallel downloads: this many files, and as many image blobs, at once.', default: 4, min: 1, max: 32}),
     ...registryFlags,
+    proxy: proxyFlag,
     'rotate-to': Flags.string({description: 'Rotate devices to this public key set: each device adopts it when it commits this bundle (signed by the keys it trusts now). Repeat for several keys.', multiple: true, multipleNonGreedy: true}),
     'rotate-threshold': Flags.integer({description: 'With --rotate-to: how many of the new keys must sign later bundles.', default: 1, min: 1}),
     'rotate-revoke': Flags.string({description: 'With --rotate-to: fingerprint devices must refuse from now on (a compromised key). Repeat for several.', multiple: true, multipleNonGreedy: true}),
@@ -49,10 +48,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
 
   async run() {
     const {args, flags} = await this.parse(BundleBuild)
-    const passphrase = flags['passphrase-env'] ? process.env[flags['passphrase-env']] : undefined
-    const signers: Signer[] = []
-    for (const file of flags.key ?? []) signers.push(await fileSigner(file, passphrase))
-    for (const fpr of flags['gpg-key'] ?? []) signers.push(await gpgSigner(fpr))
+    const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
     const registry = registryOptions(flags)
     const lock = await loadBuildInput(args.input, {store, registry, onProgress: this.progress()})

@@ -45,7 +45,7 @@ export default class BundleInspect extends BaseCommand {
       this.say(`  images:`)
       const w = Math.max(...info.images.map((i) => i.ref.length))
       for (const i of info.images) {
-        this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}`)
+        this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
       }
     }
     if (info.chunked.length) {

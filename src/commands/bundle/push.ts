@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {openBundleInput} from '../../bundle/input.js'
 import {pushBundle} from '../../bundle/push.js'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
+import {proxyFlag, registryFlags, registryOptions, trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
@@ -10,7 +10,7 @@ import {formatBytes} from '../../format.js'
 export default class BundlePush extends BaseCommand {
   static summary = "Verify a bundle and load its images into a site's registry."
 
-  static description = `For a site with several nodes: the bundle is verified first (signature against --key, every digest), then its images are sent to REGISTRY (distribution, zot, Harbor), each under PREFIX/<its repository>:<its tag>, so docker.io/library/nginx:1.27 pushed to registry.site:5000/edge becomes registry.site:5000/edge/library/nginx:1.27 with the same digest. Blobs the registry already has are not sent (HEAD), and one already in another repository there is mounted instead. Manifests are written last, once every blob they name is in. Credentials come from the files docker, podman and skopeo log in to.
+  static description = `For a site with several nodes: the bundle is verified first (signature against --key, every digest), then its images are sent to REGISTRY (distribution, zot, Harbor), each under PREFIX/<its repository>:<its tag>, so docker.io/library/nginx:1.27 pushed to registry.site:5000/edge becomes registry.site:5000/edge/library/nginx:1.27 with the same digest. Blobs the registry already has are not sent (HEAD), and one already in another repository there is mounted instead. Manifests are written last, once every blob they name is in. Each blob is hashed again as it is sent and its upload completed only when it is the verified digest: a bundle altered during the push stops it with exit 3. Credentials come from the files docker, podman and skopeo log in to.
 
 A delta bundle (built with --since) leaves out what its base carried; push it to a registry the base was pushed to, and only the changed blobs are sent. The blobs it leaves out must already be in the registry, or come from the base bundle given with --base. If neither holds them, the push is refused with exit 2 before any manifest is written, naming the base to push first.`
 
@@ -38,6 +38,7 @@ A delta bundle (built with --since) leaves out what its base carried; push it to
       description: 'For a delta bundle: the bundle it was built against (.ferry.tar, stick folder or parts.json). Blobs the delta leaves out and the registry lacks are sent from it. Not needed when that bundle was pushed to REGISTRY before.',
     }),
     ...registryFlags,
+    proxy: proxyFlag,
   }
 
   async run() {

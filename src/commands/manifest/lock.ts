@@ -1,20 +1,20 @@
 import {Args, Flags} from '@oclif/core'
 import {resolve} from 'node:path'
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryFlags, registryOptions} from '../../cli/flags.js'
-import {defaultLockPath, lockManifest, writeLock} from '../../manifest/lock.js'
+import {proxyFlag, registryFlags, registryOptions} from '../../cli/flags.js'
+import {defaultLockPath, lockManifest, staleLegacyLock, writeLock} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {formatBytes} from '../../format.js'
 
 export default class ManifestLock extends BaseCommand {
   static summary = 'Resolve a manifest into a lock file: every artifact pinned to a URL, sha256 and size.'
 
-  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now, and every image under spec.images to the digest of its manifest or index (registry credentials come from the files docker, podman and skopeo log in to: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json, and from the credential helpers they name in credHelpers or credsStore, docker-credential-NAME on PATH).
+  static description = `Reads the manifest, checks it, and asks upstream for every artifact: k3s and Kubernetes releases through their published checksum lists, VM images through their (signed) checksum files, plain files through the sha256 the manifest pins. A k3s channel is resolved to the release it points at now, and every image under spec.images to the digest of its manifest or index, whose cosign signature is checked when the image (or a spec.cosign rule) names a key, the key that verified it recorded (registry credentials come from the files docker, podman and skopeo log in to: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json, and from the credential helpers they name in credHelpers or credsStore, docker-credential-NAME on PATH).
 
 The lock records when it was resolved; building from the same lock gives the same bundle.`
 
   static examples = [
-    {description: 'Lock a manifest; writes manifests/manifest.lock.json', command: '<%= config.bin %> manifest lock manifests/site.yaml'},
+    {description: 'Lock a manifest; writes manifests/site.lock.json (named after the manifest)', command: '<%= config.bin %> manifest lock manifests/site.yaml'},
     {description: 'Write the lock elsewhere', command: '<%= config.bin %> manifest lock manifests/site.yaml --out build/site.lock.json'},
     {description: 'In a scheduled job: one JSON object on stdout', command: '<%= config.bin %> manifest lock manifests/site.yaml --json'},
   ]
@@ -24,9 +24,10 @@ The lock records when it was resolved; building from the same lock gives the sam
   }
 
   static flags = {
-    out: Flags.string({char: 'o', description: 'lock file to write [default: manifest.lock.json beside the manifest]'}),
+    out: Flags.string({char: 'o', description: 'lock file to write [default: beside the manifest, named after it: site.yaml → site.lock.json]'}),
     store: Flags.string({description: 'blob store, used when an upstream gives no size [default: $FERRY_STORE or ~/.cache/ferry]'}),
     ...registryFlags,
+    proxy: proxyFlag,
   }
 
   async run() {
@@ -43,6 +44,8 @@ The lock records when it was resolved; building from the same lock gives the sam
     const n = lock.artifacts.length
     this.say(`Locked ${lock.name} ${lock.version}: ${n} artifact${n === 1 ? '' : 's'}, ${formatBytes(bytes)}, expires ${lock.expires}`)
     this.say(`Wrote ${out}`)
-    return {path: out, name: lock.name, version: lock.version, artifacts: lock.artifacts.length, bytes}
+    const stale = flags.out ? undefined : await staleLegacyLock(resolve(args.manifest), lock, out)
+    if (stale) this.warnLine(`note: ${stale} is an older lock of ${lock.name} (locks were all named manifest.lock.json before); build from ${out} and delete the old one`)
+    return {path: out, name: lock.name, version: lock.version, artifacts: lock.artifacts.length, bytes, ...(stale ? {staleLock: stale} : {})}
   }
 }

@@ -18,8 +18,24 @@ export interface ProxySettings {
 
 type Env = Record<string, string | undefined>
 
-/** The settings in force: `flag` (a `--proxy` value) over the environment. */
-export function proxySettings(flag?: string, env: Env = process.env): ProxySettings {
+let processFlag: string | undefined
+
+/**
+ * Makes `value` (a command's `--proxy`) the proxy of every request this process makes from now
+ * on, as if each caller had passed it; checked first, so a bad URL is exit 2 before any work.
+ */
+export function useProxyFlag(value: string | undefined): void {
+  if (value !== undefined && value.trim() !== '') parseProxyUrl(value, '--proxy')
+  processFlag = value
+}
+
+/** The `--proxy` value in force for this process, if any. */
+export function proxyFlagInForce(): string | undefined {
+  return processFlag
+}
+
+/** The settings in force: `flag` (a `--proxy` value, by default the process's) over the environment. */
+export function proxySettings(flag: string | undefined = processFlag, env: Env = process.env): ProxySettings {
   const read = (...names: string[]) => names.map((n) => env[n]).find((v) => v !== undefined && v.trim() !== '')
   const all = read('all_proxy', 'ALL_PROXY')
   const from = (value: string | undefined, source: string) => (value === undefined ? undefined : parseProxyUrl(value, source))

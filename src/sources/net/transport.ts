@@ -1,7 +1,7 @@
 import {STATUS_CODES} from 'node:http'
 import {Agent, type Dispatcher, ProxyAgent, request} from 'undici'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net-errors.js'
-import {proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
+import {proxyFlagInForce, proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
 
 /**
  * Every HTTP request Ferry makes goes through a Transport: one undici connection pool per origin
@@ -19,7 +19,10 @@ export interface TransportOptions {
 export interface SendOptions {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'PATCH'
   headers?: Record<string, string>
-  /** a stream or iterable body is sent as it is read, with backpressure; such a request is never redirected */
+  /**
+   * a stream or iterable body is sent as it is read, with backpressure; such a request is never redirected.
+   * A chunk may still be queued for the socket after the next one is asked for: its memory must not be reused.
+   */
   body?: string | Buffer | AsyncIterable<Uint8Array>
   signal?: AbortSignal
   /** no headers, or no body bytes, for this long (ms) fails the request with an IdleTimeout; default 60 000 */
@@ -53,7 +56,7 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTU
 const shared = new Map<string, Transport>()
 
 /** The transport for requests that need no TLS options of their own (HTTP files): one per `--proxy` value. */
-export function sharedTransport(flag?: string): Transport {
+export function sharedTransport(flag: string | undefined = proxyFlagInForce()): Transport {
   const key = flag ?? ''
   let t = shared.get(key)
   if (!t) shared.set(key, (t = new Transport({proxy: proxySettings(flag)})))
@@ -77,7 +80,9 @@ export class Transport {
     let agent = this.proxies.get(proxy.href)
     if (!agent) {
       // Plain http is forwarded as curl does (absolute URL to the proxy); https goes through CONNECT.
-      agent = new ProxyAgent({uri: proxy.href, proxyTunnel: false, connections, requestTls: {...tls}})
+      // Credentials as curl sends them: a user without a password is "user:".
+      const token = proxy.username ? `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` : undefined
+      agent = new ProxyAgent({uri: proxy.origin, ...(token ? {token} : {}), proxyTunnel: false, connections, requestTls: {...tls}})
       this.proxies.set(proxy.href, agent)
     }
     return {dispatcher: agent, proxy}
@@ -120,9 +125,11 @@ export class Transport {
     } catch (err) {
       throw explain(err, proxy)
     }
-    if (proxy && res.statusCode === 407) {
+    if (proxy && (res.statusCode === 407 || (res.statusCode === 401 && proxy.username && !res.headers.via))) {
+      // Some proxies (tinyproxy 1.11) answer wrong credentials with 401, not 407. A proxy adds Via
+      // to every answer it forwards (RFC 9110, 7.6.3): a 401 without one is the proxy's own.
       res.body.destroy()
-      throw proxyRefused(proxy, 407)
+      throw proxyRefused(proxy, res.statusCode)
     }
     return answerOf(res, target.href, proxy)
   }
@@ -139,8 +146,9 @@ function withoutHeaders(headers: Record<string, string>, names: string[]): Recor
 
 function proxyRefused(proxy: URL, status: number): ProxyFailure {
   const name = redactProxy(proxy)
-  if (status === 407) {
-    return new ProxyFailure(`the proxy ${name} refused the credentials${proxy.username ? ' in its URL' : ' (none were given: put them in the proxy URL, http://user:password@host:port)'} (407 Proxy Authentication Required)`, name, true, 'HTTP_407')
+  if (status === 407 || status === 401) {
+    const given = proxy.username ? ' in its URL' : ' (none were given: put them in the proxy URL, http://user:password@host:port)'
+    return new ProxyFailure(`the proxy ${name} refused the credentials${given} (${status} ${STATUS_CODES[status]})`, name, true, `HTTP_${status}`)
   }
   return new ProxyFailure(`the proxy ${name} could not open a tunnel to the server (it answered ${status})`, name, false, `HTTP_${status}`)
 }
@@ -151,6 +159,7 @@ function explain(err: unknown, proxy: URL | undefined): unknown {
   if (e.code && TIMEOUT_CODES.has(e.code) && !(proxy && e.code === 'UND_ERR_CONNECT_TIMEOUT')) return new IdleTimeout(e.message)
   if (!proxy) return err
   const tunnel = /Proxy response \((\d+)\)/.exec(e.message ?? '')
+  // A CONNECT is answered by the proxy itself: a 401 there is its refusal too.
   if (tunnel) return proxyRefused(proxy, Number(tunnel[1]))
   if (/Proxy Authentication Required/.test(e.message ?? '')) return proxyRefused(proxy, 407)
   if (e.code && CONNECT_CODES.has(e.code)) {

@@ -10,7 +10,7 @@ export type {FetchedDocument, ImageSource} from './source-types.js'
 
 /** Opens image sources, sharing one client (connections, tokens) per registry. */
 export class ImageSources {
-  private readonly registries: RegistryPool
+  readonly registries: RegistryPool
 
   constructor(options: RegistryOptions = {}) {
     this.registries = new RegistryPool(options)

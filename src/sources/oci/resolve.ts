@@ -1,10 +1,19 @@
-import type {LockedArtifact} from '../../manifest/lock-format.js'
+import type {CosignProof, LockedArtifact} from '../../manifest/lock-format.js'
+import type {CosignKey} from '../../trust/cosign.js'
+import {checkImageSignature} from './cosign-check.js'
 import type {ProgressListener} from '../../progress.js'
 import {mapPool} from '../pool.js'
 import {checkConfigPlatform, parseImageDocument, platformString, selectPlatforms} from './document.js'
 import {ImageSources, manifestPlatform} from './image-source.js'
 import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
+import {MEDIA} from './media-types.js'
+
+/** An image to pin: its reference, and the cosign keys it must be signed by (any one), if any. */
+export interface ImageToPin {
+  ref: string
+  cosign?: CosignKey[]
+}
 
 export interface ResolveImagesOptions {
   /** where relative `oci:`/`oci-archive:` paths start (the manifest's folder) */
@@ -21,10 +30,11 @@ export interface ResolveImagesOptions {
  * them (named in its config); the lock records the platforms kept and the bytes the image will
  * add (its documents, configs and layers).
  */
-export async function resolveImages(images: string[], platforms: string[], opts: ResolveImagesOptions): Promise<LockedArtifact[]> {
+export async function resolveImages(images: Array<string | ImageToPin>, platforms: string[], opts: ResolveImagesOptions): Promise<LockedArtifact[]> {
   const sources = new ImageSources(opts.registry)
   let done = 0
-  return mapPool(images, opts.concurrency ?? 8, async (text) => {
+  return mapPool(images, opts.concurrency ?? 8, async (entry) => {
+    const {ref: text, cosign: keys} = typeof entry === 'string' ? {ref: entry, cosign: undefined} : entry
     const ref = parseImageReference(text, opts.manifestDir)
     const source = await sources.open(ref)
     const root = await source.root()
@@ -48,6 +58,13 @@ export async function resolveImages(images: string[], platforms: string[], opts:
       if (platform) kept = [platformString(platform)]
     }
     const name = bundleImageName(ref)
+    let cosign: CosignProof | undefined
+    if (keys?.length && ref.transport === 'registry') {
+      // The signature is on the digest the reference names now (an index's for a multi-arch image).
+      const {key, signature} = await checkImageSignature(sources.registries, ref, source.name, root.digest, keys)
+      const m = signature.manifest
+      cosign = {key: key.fingerprint, keyFile: key.file, publicKey: key.pem, form: signature.form, via: signature.via, manifest: {mediaType: m.mediaType || MEDIA.ociManifest, digest: m.digest, size: m.bytes.length}}
+    }
     opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length})
     return {
       name: `images/${name}`,
@@ -59,7 +76,8 @@ export async function resolveImages(images: string[], platforms: string[], opts:
       ref: name,
       ...(kept ? {platforms: kept} : {}),
       imageSize: size,
-      upstream: {verifiedBy: 'registry' as const},
+      upstream: cosign ? {verifiedBy: 'cosign' as const, key: cosign.key} : {verifiedBy: 'registry' as const},
+      ...(cosign ? {cosign} : {}),
     }
   })
 }
