@@ -14,7 +14,7 @@ import {ProgressRenderer} from '../src/ui/progress.js'
 import {ferry, REPO} from './helpers/cli.js'
 
 const exec = promisify(execFile)
-const ctx = {} as {dir: string; bundle: string; pub: string}
+const ctx = {} as {dir: string; bundle: string; pub: string; release: Awaited<ReturnType<typeof runDemo>>['release']}
 const test = suite('ui')
 
 test.before(async () => {
@@ -25,6 +25,7 @@ test.before(async () => {
   })
   ctx.bundle = demo.bundle
   ctx.pub = demo.publicKey
+  ctx.release = demo.release
 })
 
 test.after(async () => {
@@ -83,6 +84,17 @@ test('sizes: parse and print in powers of 1024', () => {
   assert.is(parseSize('1G'), 1 << 30)
   assert.throws(() => parseSize('12 parsecs'))
   assert.is(formatBytes(1536), '1.5 KiB')
+})
+
+test('the demo\'s second month: the channel moved, release run made a delta and a changelog naming both k3s versions', async () => {
+  const {versions, delta, full, changes} = ctx.release
+  assert.is(versions.length, 2)
+  assert.ok(delta.size < full)
+  const k3s = changes.artifacts.find((a) => a.name === 'k3s/k3s-amd64')!
+  assert.equal([k3s.old?.version, k3s.new?.version], ['v1.30.4+k3s1', 'v1.30.5+k3s1'])
+  assert.ok(changes.artifacts.some((a) => a.kind === 'image' && a.change === 'changed'))
+  const listed = await ferry(['release', 'list', ctx.release.dir, '--json'])
+  assert.equal(listed.json?.result.releases.map((r: {version: string}) => r.version), versions)
 })
 
 test.run()

@@ -15,7 +15,8 @@ import {startFileServer} from './file-server.js'
 import {demoDeviceSteps} from './steps-device.js'
 import {demoUsbStep} from './steps-usb.js'
 import {makeDemoImages} from './steps-images.js'
-import {makeDemoUpstream} from './upstream.js'
+import {demoReleaseSteps, type DemoReleaseResult} from './steps-release.js'
+import {channelTarget, DEMO_K3S_VERSION, makeDemoUpstream} from './upstream.js'
 
 /** The package's own folder: the demo manifest ships with it. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -49,6 +50,8 @@ export interface DemoResult {
   publicKey: string
   upstream: string
   artifacts: number
+  /** the monthly job's two months: release folder, versions, the delta and the changelog */
+  release: DemoReleaseResult
 }
 
 /**
@@ -66,7 +69,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   say(`1. generating upstream fixtures in ${relative(process.cwd(), upstreamDir) || '.'}`)
   const upstream = await makeDemoUpstream(upstreamDir)
   const imagesDir = await makeDemoImages(join(work, 'images'))
-  const server = await startFileServer({root: upstreamDir})
+  // a k3s channel server as update.k3s.io: <url>/channels/stable redirects to the release it points at
+  const redirects: Record<string, string> = {'/channels/stable': channelTarget(DEMO_K3S_VERSION)}
+  const server = await startFileServer({root: upstreamDir, redirects})
   // manifests/demo.yaml reads where its upstreams are from these variables.
   const restoreEnv = setEnv({FERRY_DEMO_UPSTREAM: server.url, FERRY_DEMO_UPSTREAM_KEY: upstream.vmKey, FERRY_DEMO_IMAGES: imagesDir})
   try {
@@ -97,12 +102,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     say(`5. verified it: signature by ${report.signers.map((s) => s.fingerprint).join(', ')}, ${report.blobs} blobs, every byte hashed`)
     const usb = await demoUsbStep({bundle: built.path, size: built.size, name: lock.name, version: lock.version, publicKey: keyFiles.public, work, say, onProgress: options.onProgress})
     const device = await demoDeviceSteps({stick: usb.stick, lock, store, publicKey: keyFiles.public, privateKey: keyFiles.private, work, outDir, say, onProgress: options.onProgress})
+    const release = await demoReleaseSteps({
+      upstreamDir,
+      imagesDir,
+      moveChannel: (version) => void (redirects['/channels/stable'] = channelTarget(version)),
+      manifest: join(PACKAGE_ROOT, 'manifests', 'demo-release.yaml'),
+      privateKey: keyFiles.private,
+      store,
+      work,
+      say,
+      onProgress: options.onProgress,
+    })
     say(``)
     say(`Try: ferry bundle inspect ${relative(process.cwd(), built.path)}`)
     say(`     tar -tvf ${relative(process.cwd(), built.path)}`)
     say(`     ferry bundle verify ${relative(process.cwd(), built.path)} --key ${relative(process.cwd(), keyFiles.public)}`)
     say(`     ferry usb list ${relative(process.cwd(), usb.stick)}`)
     say(`     ferry device status --root ${relative(process.cwd(), device.root)}`)
+    say(`     ferry release list ${relative(process.cwd(), release.dir)}`)
+    say(`     cat ${relative(process.cwd(), release.changelog)}`)
     return {
       bundle: built.path,
       sha256: built.sha256,
@@ -111,6 +129,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       publicKey: keyFiles.public,
       upstream: server.url,
       artifacts: lock.artifacts.length,
+      release,
     }
   } finally {
     restoreEnv()

@@ -1,0 +1,61 @@
+// The systemd units that run the monthly release job: systemd-analyze verify accepts them, the timer is
+// monthly, catches up a missed month and spreads its start, and every variable the service line uses
+// is set by the EnvironmentFile example that ships with them.
+import {execFile} from 'node:child_process'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {promisify} from 'node:util'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {REPO} from './helpers/cli.js'
+
+const exec = promisify(execFile)
+const test = suite('release-packaging')
+const unit = (name: string) => readFile(join(REPO, 'packaging', name), 'utf8')
+
+/** `Key=value` lines of a unit or environment file (comments and sections left out). */
+const settings = (text: string) =>
+  Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => /^[A-Za-z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  )
+
+test('systemd-analyze verify accepts the service and the timer', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-units-'))
+  try {
+    // verify checks that ExecStart's program exists: point it at this checkout's ferry
+    const service = (await unit('ferry-release.service')).replace('ExecStart=/usr/bin/ferry ', `ExecStart=${join(REPO, 'bin', 'run.js')} `)
+    await writeFile(join(dir, 'ferry-release.service'), service)
+    await writeFile(join(dir, 'ferry-release.timer'), await unit('ferry-release.timer'))
+    const r = await exec('systemd-analyze', ['verify', join(dir, 'ferry-release.service'), join(dir, 'ferry-release.timer')]).catch((e) => e)
+    assert.is(r.code ?? 0, 0, `${r.stderr}`)
+    assert.is(r.stderr.trim(), '')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
+
+test('the timer runs monthly, catches up a missed month, and spreads the start', async () => {
+  const timer = settings(await unit('ferry-release.timer'))
+  assert.is(timer.OnCalendar, 'monthly')
+  assert.is(timer.Persistent, 'true')
+  assert.ok(Number.parseInt(timer.RandomizedDelaySec, 10) > 0)
+  const {stdout} = await exec('systemd-analyze', ['calendar', timer.OnCalendar])
+  assert.match(stdout, /Normalized form: \*-\*-01 00:00:00/)
+})
+
+test('the service runs release run with what the EnvironmentFile example sets', async () => {
+  const service = settings(await unit('ferry-release.service'))
+  assert.is(service.EnvironmentFile, '/etc/ferry/release.env')
+  assert.match(service.ExecStart, /^\/usr\/bin\/ferry release run /)
+  const used = [...service.ExecStart.matchAll(/\$\{?([A-Z_]+)\}?/g)].map((m) => m[1])
+  const example = settings(await unit('release.env.example'))
+  for (const name of used) assert.ok(example[name] !== undefined, `release.env.example sets ${name}`)
+  assert.match(example.FERRY_SIGN, /^--(key|gpg-key) /)
+  assert.match(service.ExecStart, /--out \$\{FERRY_RELEASES\}/)
+})
+
+test.run()
