@@ -86,15 +86,15 @@ async function build(version: string, files: {vhdx: string; qcow2: string; big: 
 
 const importCli = (bundle: string, dev: TestDevice, env: Record<string, string> = {}) => ferry(['device', 'import', bundle, '--root', dev.root, '--json'], {env})
 
-async function deviceOnV1(name: string): Promise<TestDevice> {
+async function deviceOnV1(name: string, bundle = ctx.v1.path, version = '1.0.0'): Promise<TestDevice> {
   const dev = await makeDevice(join(ctx.dir, 'devices', name))
   assert.is((await ferry(['device', 'trust', 'add', ctx.pub, '--root', dev.root])).code, 0)
-  const r = await importCli(ctx.v1.path, dev)
+  const r = await importCli(bundle, dev)
   assert.is(r.code, 0, r.stdout + r.stderr)
-  // as apply's commit leaves it: v1 runs
+  // as apply's commit leaves it: that release runs
   const s = await readState(dev.paths)
   await writeState(dev.paths, {...s, state: 'committed', current: s.staged, staged: undefined})
-  await raiseFloor(dev.paths, 'site', '1.0.0')
+  await raiseFloor(dev.paths, 'site', version)
   return dev
 }
 
@@ -178,6 +178,12 @@ test('a delta against another base is exit 3, in verify and on a device running 
   const r = await ferry(['bundle', 'verify', ctx.delta.path, '--key', ctx.pub, '--base', ctx.other.path, '--json'])
   assert.is(r.code, 3)
   assert.is(r.json!.error!.code, 'WRONG_BASE')
+  const dev = await deviceOnV1('other-base', ctx.other.path, '0.9.0')
+  const before = await deviceSnapshot(dev.paths)
+  const i = await importCli(ctx.delta.path, dev)
+  assert.is(i.code, 3, i.stdout + i.stderr)
+  assert.is(await deviceSnapshot(dev.paths), before, 'the device changed')
+  assert.is((await ferry(['device', 'status', '--root', dev.root, '--json'])).json!.result.current.version, '0.9.0')
 })
 
 test('a flipped byte in a pack is exit 3', async () => {

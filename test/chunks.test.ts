@@ -1,7 +1,8 @@
 // The content-defined chunker and the chunk formats: cuts depend on content only (same bytes, same
 // chunks, on either thread), respect min/max, and an insertion disturbs only the chunks around it;
 // an index survives a round trip and a damaged one is refused; a rebuild from base + pack gives the
-// same bytes and refuses a flipped byte.
+// same bytes and refuses a flipped byte. A download cut into chunks as it is written (the blob
+// writer's hash thread) gives the same index, also when resumed or started over.
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -15,6 +16,7 @@ import {packBytes} from '../src/chunks/pack-writer.js'
 import {rebuildChunked} from '../src/chunks/rebuild.js'
 import {openFileSource} from '../src/chunks/sources.js'
 import {CHUNK_PARAMS} from '../src/chunks/params.js'
+import {BlobWriter} from '../src/store/blob-writer.js'
 
 const KiB = 1024
 const MiB = 1 << 20
@@ -169,6 +171,55 @@ test('rebuild from base + pack gives the new file; a flipped pack byte or base b
     () => assert.unreachable('a refused rebuild left a file'),
     () => undefined,
   )
+})
+
+async function write(name: string, data: Buffer): Promise<string> {
+  await writeFile(join(ctx.dir, name), data)
+  return join(ctx.dir, name)
+}
+
+/** Feeds `data` to a writer in pieces of odd sizes, as a download would. */
+async function feed(writer: BlobWriter, data: Buffer): Promise<void> {
+  await writer.append((async function* () {
+    for (let at = 0, n = 1; at < data.length; n = (n * 7 + 3) % 200_000 + 1) {
+      yield data.subarray(at, at + n)
+      at += n
+    }
+  })())
+}
+
+test('a download chunked as it is written gives the index of the finished file; resumed or started over too', async () => {
+  const data = Buffer.concat([bytesOf('tee', 5 * MiB), Buffer.alloc(1 * MiB), bytesOf('tee-2', 3 * MiB + 777)])
+  const expected = (await indexFile(await write('tee.bin', data))).serialise()
+  const indexOf = (got: {size: number; chunks?: Buffer}) => ChunkIndex.fromRecords(CHUNK_PARAMS, got.size, got.chunks!).serialise()
+
+  const fresh = await BlobWriter.create(join(ctx.dir, 'fresh.part'))
+  fresh.chunkWith(CHUNK_PARAMS)
+  await feed(fresh, data)
+  const one = await fresh.finish()
+  assert.ok(one.chunks, 'no chunk records')
+  assert.ok(indexOf(one).equals(expected), 'chunked while writing: another index')
+
+  // a killed run kept 4 MiB + 5 bytes; the next one resumes: the kept bytes are chunked from the file first
+  const kept = 4 * MiB + 5
+  await writeFile(join(ctx.dir, 'resumed.part'), data.subarray(0, kept))
+  const resumed = await BlobWriter.resume(join(ctx.dir, 'resumed.part'))
+  resumed.chunkWith(CHUNK_PARAMS)
+  await feed(resumed, data.subarray(kept))
+  assert.ok(indexOf(await resumed.finish()).equals(expected), 'resumed: another index')
+
+  // the source restarted from byte 0 after some wrong bytes: the chunks start over with the file
+  const restarted = await BlobWriter.create(join(ctx.dir, 'restarted.part'))
+  restarted.chunkWith(CHUNK_PARAMS)
+  await feed(restarted, bytesOf('wrong', 2 * MiB))
+  await restarted.truncate()
+  await feed(restarted, data)
+  assert.ok(indexOf(await restarted.finish()).equals(expected), 'started over: another index')
+
+  // without chunkWith, no records
+  const plain = await BlobWriter.create(join(ctx.dir, 'plain.part'))
+  await feed(plain, data.subarray(0, MiB))
+  assert.is((await plain.finish()).chunks, undefined)
 })
 
 test.run()

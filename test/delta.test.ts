@@ -102,13 +102,17 @@ test('--since v1.lock.json gives the same delta, byte for byte, as --since the v
   assert.ok((await readFile(r.json!.result.path)).equals(await readFile(ctx.delta)))
 })
 
-test('the base can be read from a stick folder written by usb write', async () => {
+test('the base can be read from a stick folder written by usb write, to verify and to build', async () => {
   const stick = join(ctx.dir, 'stick')
   execFileSync('mkdir', ['-p', stick])
   const w = await ferry(['usb', 'write', ctx.v1.path, stick, '--part-size', '4MiB'])
   assert.is(w.code, 0, w.stderr)
   const r = await ferry(['bundle', 'verify', ctx.delta, '--key', ctx.factory.pub, '--base', stick])
   assert.is(r.code, 0, r.stderr)
+  // build --since reads the parts where they lie (headers and chunk indexes only): the same delta
+  const b = await ferry(['bundle', 'build', ctx.v2Lock, '--key', ctx.factory.priv, '--since', stick, '--out', join(ctx.dir, 'delta-stick'), '--store', store(), '--json'])
+  assert.is(b.code, 0, b.stderr)
+  assert.ok((await readFile(b.json!.result.path)).equals(await readFile(ctx.delta)))
 })
 
 test('one changed image layer and one changed file: the delta carries just those blobs and the new image documents', async () => {

@@ -3,8 +3,9 @@
 import {BaseChunks, summarisePack} from '../chunks/plan.js'
 import {packBytes} from '../chunks/pack-writer.js'
 import {openFileSource} from '../chunks/sources.js'
-import {cachedIndex, indexStoredArtifact, type StoredIndex} from '../chunks/store-index.js'
-import type {ChunkIndex} from '../chunks/index-format.js'
+import {cachedIndex, indexStoredArtifact, keepIndex, type StoredIndex} from '../chunks/store-index.js'
+import {ChunkIndex} from '../chunks/index-format.js'
+import {CHUNK_PARAMS} from '../chunks/params.js'
 import type {LockedArtifact} from '../manifest/lock-format.js'
 import {fetchToStore} from '../sources/http.js'
 import {mapPool} from '../sources/pool.js'
@@ -67,7 +68,9 @@ async function indexOf(a: LockedArtifact, options: ChunkedOptions): Promise<Stor
   if (kept) return kept
   if (!(await store.locate(digest))) {
     if (!options.fetch) throw usageError('BASE_NOT_IN_STORE', `${a.name} is not in the store, so its chunk index cannot be made from the lock: give the base bundle itself`)
-    await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, {item: a.name, onProgress: options.onProgress})
+    // cut into chunks on the hash thread as it downloads: the file is not read again to index it
+    const got = await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, {item: a.name, onProgress: options.onProgress, chunk: CHUNK_PARAMS})
+    if (got.chunks) return keepIndex(store, digest, ChunkIndex.fromRecords(CHUNK_PARAMS, got.size, got.chunks))
   }
   return indexStoredArtifact(store, digest, a.name)
 }
@@ -92,7 +95,9 @@ export async function planChunked(lock: {artifacts: LockedArtifact[]}, artifacts
   const store = options.store
   const base = options.base
   const plan: ChunkedPlan = {artifacts: [...artifacts], blobs: [], rebuilt: new Set(), omitted: [], report: [], indexes: new Map()}
-  const baseEntries = base?.indexes ? [...base.indexes.entries()] : []
+  // in a fixed order (by index digest, as a base archive holds them), so two builds name the same base list
+  const order = (x: [string, {digest: string}], y: [string, {digest: string}]) => (x[1].digest < y[1].digest ? -1 : x[1].digest > y[1].digest ? 1 : x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)
+  const baseEntries = base?.indexes ? [...base.indexes.entries()].sort(order) : []
   const table = baseEntries.length ? new BaseChunks(baseEntries.map(([, v]) => v.index)) : undefined
   const baseList = baseEntries.map(([digest, v]) => ({digest, index: v.digest}))
   const baseEntry = (digest: string) => base?.manifest?.artifacts.find((b) => b.digest === digest && b.chunks)

@@ -13,6 +13,7 @@ import {sha256Of} from '../store/hashing.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {ChunkIndex} from '../chunks/index-format.js'
 import {type BaseIndexes, isChunked, planChunked} from './chunked.js'
+import {readBaseHeaders} from './base-headers.js'
 import type {BundleArtifact} from './format.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
@@ -53,13 +54,14 @@ function makeBase(manifest: BundleManifest, digest: string, digests: Set<string>
 }
 
 /**
- * Reads a base bundle in one pass: its bundle.json (whose sha256 a delta
- * names), and every blob it carries. With `checkBlobs`, each blob is hashed
- * against its name, so `verify --base` vouches for the bytes a delta leaves
- * out; a base's own signature is not needed, the delta's signature covers its
- * digest. Small JSON blobs are kept to walk image graphs.
+ * Reads a base bundle: its bundle.json (whose sha256 a delta names), and every
+ * blob it carries. With `checkBlobs`, in one pass, each blob hashed against its
+ * name, so `verify --base` vouches for the bytes a delta leaves out (a base's
+ * own signature is not needed, the delta's signature covers its digest); small
+ * JSON blobs are kept to walk image graphs. Without, by seeking (seekBase).
  */
 export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: boolean; onProgress?: ProgressListener} = {}): Promise<BundleBase> {
+  if (!options.checkBlobs) return seekBase(input)
   const entries = readTar(input.open(), {onBytes: (n) => options.onProgress?.({phase: 'read base', done: n, total: input.size})})
   const first = (await entries.next()).value as TarEntry | undefined
   if (!first || first.path !== ENTRY.manifest) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first)`)
@@ -106,6 +108,16 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
     digests.add(digest)
   }
   return makeBase(manifest, sha(bundleJson), digests, retained, chunkIndexes, {path: input.label, offsets})
+}
+
+/**
+ * The base of `build --since`: bundle.json, the tar headers and the chunk indexes, read by seeking
+ * (see readBaseHeaders). It keeps no blob content: a build needs none.
+ */
+async function seekBase(input: BundleInput): Promise<BundleBase> {
+  const {manifest, bundleJson, offsets, chunkIndexes} = await readBaseHeaders(input)
+  const digests = new Set<string>([...(manifest.omitted ?? []), ...manifest.artifacts.filter((a) => a.delta).map((a) => a.digest), ...offsets.keys()])
+  return makeBase(manifest, sha(bundleJson), digests, new Map(), chunkIndexes, {path: input.label, offsets})
 }
 
 /**

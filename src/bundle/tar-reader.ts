@@ -1,4 +1,5 @@
-import {Header, Pax} from 'tar'
+import {Header} from 'tar/header'
+import {Pax} from 'tar/pax'
 import {integrityError} from '../errors.js'
 
 const BLOCK = 512

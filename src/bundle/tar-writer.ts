@@ -1,4 +1,5 @@
-import {Header, Pax} from 'tar'
+import {Header} from 'tar/header'
+import {Pax} from 'tar/pax'
 
 /** Fixed metadata of every entry, so two builds of one lock give identical bytes. */
 const EPOCH = new Date(0)

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import type {BlobStore} from '../store/blob-store.js'
 import type {BlobWriter} from '../store/blob-writer.js'
+import type {ChunkParams} from '../chunks/params.js'
 import {toDigest} from '../store/hashing.js'
 import {FerryError, integrityError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
@@ -26,6 +27,8 @@ export interface FetchOptions {
   userAgent?: string
   /** proxy URL for every request (`--proxy`), over HTTPS_PROXY / HTTP_PROXY; NO_PROXY still applies */
   proxy?: string
+  /** fetchToStore: cut the bytes into chunks while they download, hashed in the same pass */
+  chunk?: ChunkParams
 }
 
 /** Result of fetchToStore: the stored blob, and how many bytes crossed the network in this call. */
@@ -33,6 +36,8 @@ export interface FetchResult {
   digest: string
   size: number
   fetched: number
+  /** with `chunk`, when downloaded now: the chunk records (36 bytes each) */
+  chunks?: Buffer
 }
 
 const MAX_REDIRECTS = 10
@@ -145,7 +150,7 @@ export async function fetchInto(writer: BlobWriter, url: string, expect: {sha256
 
 function downloadJob(url: string, digest: string, size: number | undefined, opts: FetchOptions) {
   const what = opts.item ?? url
-  return {digest, size, what, policy: retryPolicy(opts), classify: classifier(url, opts)}
+  return {digest, size, what, policy: retryPolicy(opts), classify: classifier(url, opts), ...(opts.chunk ? {chunk: opts.chunk} : {})}
 }
 
 /** One GET of `url` from byte `from` on, appended to the writer, with progress and an idle timer. */

@@ -1,3 +1,4 @@
+import type {ChunkParams} from '../chunks/params.js'
 import {type BlobInfo, checkBlob} from '../store/blob-check.js'
 import type {BlobStore} from '../store/blob-store.js'
 import type {AppendOptions, BlobWriter} from '../store/blob-writer.js'
@@ -67,6 +68,8 @@ export interface ResumableDownload {
   what: string
   policy: RetryPolicy
   classify: (err: unknown) => unknown
+  /** cut the bytes into chunks as they arrive (BlobWriter.chunkWith); the result then has `chunks` */
+  chunk?: ChunkParams
 }
 
 /**
@@ -77,6 +80,7 @@ export interface ResumableDownload {
  */
 export async function downloadResumable(store: BlobStore, job: ResumableDownload, attempt: (writer: BlobWriter, from: number) => Promise<void>): Promise<BlobInfo> {
   const writer = await store.claimPartial(job.digest)
+  if (job.chunk) writer.chunkWith(job.chunk)
   let committing = false
   try {
     await retryInto(writer, job, attempt)

@@ -11,6 +11,8 @@ export interface BlobExpectation {
 export interface BlobInfo {
   digest: string
   size: number
+  /** a download cut into chunks as it arrived (BlobWriter.chunkWith): its chunk records */
+  chunks?: Buffer
 }
 
 /** Compares what arrived with what was expected: SIZE_MISMATCH or DIGEST_MISMATCH (exit 3). */

@@ -1,5 +1,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
 import {asLocalIoError, FerryError, integrityError} from '../errors.js'
+import type {ChunkParams} from '../chunks/params.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
 
 /**
@@ -50,6 +51,8 @@ export class BlobWriter {
   private broken?: unknown
   private bytes: number
   private slabs: Slab[] = []
+  /** set by `chunkWith`: the bytes are cut into chunks as they are hashed */
+  private chunking?: ChunkParams
 
   private constructor(
     /** where the bytes are being written */
@@ -104,6 +107,17 @@ export class BlobWriter {
   private slab(index: number): Slab {
     this.slabs[index] ??= {buffer: takeSlab(SLAB_BYTES), busy: Promise.resolve(), free: true}
     return this.slabs[index]
+  }
+
+  /**
+   * Cuts the file's bytes into content-defined chunks as they are hashed, in the same pass (kept
+   * bytes of a resumed download included): `finish` then returns their records. Call before
+   * appending; a writer whose hash has begun goes on without (`finish` returns no records).
+   */
+  chunkWith(params: ChunkParams): void {
+    if (this.hash.size > 0) return
+    this.chunking = params
+    this.hash.chunk(params)
   }
 
   /** The bytes kept from before (a resumed download) are read back and hashed by the hash thread. */
@@ -199,12 +213,16 @@ export class BlobWriter {
     if (!this.region) await this.handle.truncate(0)
     this.hash.drop()
     this.hash = remoteHash()
+    if (this.chunking) this.hash.chunk(this.chunking)
     this.bytes = 0
     this.hashed = true
   }
 
-  /** Flushes the file to disk (when durable) and closes it; returns the digest and size of its whole content. */
-  async finish(): Promise<{digest: string; size: number}> {
+  /**
+   * Flushes the file to disk (when durable) and closes it; returns the digest and size of its whole
+   * content, and with `chunkWith`, its chunk records (36 bytes each, see chunks/index-format.ts).
+   */
+  async finish(): Promise<{digest: string; size: number; chunks?: Buffer}> {
     if (this.broken) throw this.broken
     await this.ensureHashed()
     const digest = await this.hash.digest()
@@ -216,7 +234,8 @@ export class BlobWriter {
     } finally {
       this.release()
     }
-    return {digest, size: this.size}
+    const chunks = this.hash.records
+    return chunks ? {digest, size: this.size, chunks} : {digest, size: this.size}
   }
 
   /** Closes the file without syncing (it is about to be parked or removed). */

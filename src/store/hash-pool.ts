@@ -1,5 +1,7 @@
 import {availableParallelism} from 'node:os'
 import {Worker} from 'node:worker_threads'
+import {CHUNKER_SOURCE} from '../chunks/chunker-source.js'
+import type {ChunkParams} from '../chunks/params.js'
 
 /**
  * sha256 on worker threads, so that reading, writing and network I/O on the main thread and
@@ -13,18 +15,28 @@ const WORKER_SOURCE = `
 const {parentPort} = require('node:worker_threads')
 const {createHash} = require('node:crypto')
 const {readSync, writeSync} = require('node:fs')
+${CHUNKER_SOURCE}
 const hashes = new Map()
+// hashes that also cut their bytes into chunks (a chunked artifact downloading): id -> {chunker, parts}
+const chunkers = new Map()
 let chunk
 function hashOf(id) {
   let hash = hashes.get(id)
   if (!hash) hashes.set(id, (hash = createHash('sha256')))
   return hash
 }
+function feed(id, view) {
+  const c = chunkers.get(id)
+  if (!c) return
+  const done = c.chunker.push(view)
+  if (done.length) c.parts.push(done)
+}
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'update') {
       const view = new Uint8Array(m.buffer, m.offset, m.length)
       hashOf(m.id).update(view)
+      feed(m.id, view)
       // and written at its place, from this thread: no thread-pool hop, one writer per file
       if (m.fd !== undefined) {
         for (let done = 0; done < m.length; ) {
@@ -43,17 +55,27 @@ parentPort.on('message', (m) => {
       while (left > 0) {
         const n = readSync(m.fd, chunk, 0, Math.min(chunk.length, left), at)
         if (n === 0) throw new Error('the file ends ' + left + ' bytes early')
-        hash.update(n === chunk.length ? chunk : chunk.subarray(0, n))
+        const piece = n === chunk.length ? chunk : chunk.subarray(0, n)
+        hash.update(piece)
+        feed(m.id, piece)
         left -= n
         at += n
       }
       parentPort.postMessage({ticket: m.ticket})
+    } else if (m.op === 'chunk') {
+      chunkers.set(m.id, {chunker: makeChunker(m.params, createHash), parts: []})
     } else if (m.op === 'digest') {
       const hash = hashes.get(m.id) ?? createHash('sha256')
       hashes.delete(m.id)
-      parentPort.postMessage({ticket: m.ticket, digest: hash.digest('hex')})
+      const c = chunkers.get(m.id)
+      chunkers.delete(m.id)
+      if (!c) return parentPort.postMessage({ticket: m.ticket, digest: hash.digest('hex')})
+      c.parts.push(c.chunker.end())
+      const records = new Uint8Array(Buffer.concat(c.parts))
+      parentPort.postMessage({ticket: m.ticket, digest: hash.digest('hex'), records: records.buffer}, [records.buffer])
     } else if (m.op === 'drop') {
       hashes.delete(m.id)
+      chunkers.delete(m.id)
     }
   } catch (err) {
     parentPort.postMessage({ticket: m.ticket, error: String(err && err.message || err), code: err && err.code})
@@ -61,8 +83,16 @@ parentPort.on('message', (m) => {
 })
 `
 
+interface Answer {
+  ticket: number
+  digest?: string
+  records?: ArrayBuffer
+  error?: string
+  code?: string
+}
+
 interface Waiter {
-  resolve(value: string | undefined): void
+  resolve(value: Answer): void
   reject(err: Error): void
 }
 
@@ -76,14 +106,14 @@ class HashThread {
 
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, {eval: true, execArgv: []})
-    this.worker.on('message', (m: {ticket: number; digest?: string; error?: string; code?: string}) => {
+    this.worker.on('message', (m: Answer) => {
       const w = this.waiting.get(m.ticket)
       if (!w) return
       this.waiting.delete(m.ticket)
       if (this.waiting.size === 0) this.worker.unref()
       // a failed write keeps its errno code (ENOSPC, EIO, …) for the caller to map
       if (m.error !== undefined) w.reject(m.code ? Object.assign(new Error(m.error), {code: m.code}) : new Error(`sha256 worker: ${m.error}`))
-      else w.resolve(m.digest)
+      else w.resolve(m)
     })
     const fail = (err: Error) => {
       this.failed = err
@@ -96,7 +126,7 @@ class HashThread {
     this.worker.unref()
   }
 
-  call(message: Record<string, unknown>, ticket: number): Promise<string | undefined> {
+  call(message: Record<string, unknown>, ticket: number): Promise<Answer> {
     if (this.failed) return Promise.reject(this.failed)
     return new Promise((resolve, reject) => {
       if (this.waiting.size === 0) this.worker.ref()
@@ -118,6 +148,8 @@ export class RemoteHash {
   private readonly id = ++ids
   private done = false
   size = 0
+  /** after `digest`, when `chunk` was asked before any byte: the chunk records (36 bytes each) */
+  records?: Buffer
 
   constructor(
     private readonly thread: HashThread,
@@ -156,10 +188,21 @@ export class RemoteHash {
     return this.thread.call({op: 'file', id: this.id, fd, position, length}, ++tickets).then(() => undefined)
   }
 
+  /**
+   * Also cuts the bytes into content-defined chunks (see chunks/chunker-source.ts) on the same
+   * thread, as they are hashed: `records` holds them after `digest`. Only before any byte.
+   */
+  chunk(params: ChunkParams): void {
+    if (this.size > 0) throw new Error('RemoteHash.chunk: bytes were hashed already')
+    this.thread.send({op: 'chunk', id: this.id, params: {...params}})
+  }
+
   /** Finishes the hash: `sha256:<hex>`. Call once. */
   async digest(): Promise<string> {
     this.finish()
-    return `sha256:${await this.thread.call({op: 'digest', id: this.id}, ++tickets)}`
+    const answer = await this.thread.call({op: 'digest', id: this.id}, ++tickets)
+    if (answer.records) this.records = Buffer.from(answer.records)
+    return `sha256:${answer.digest}`
   }
 
   /** Forgets the hash without finishing it. */

@@ -1,5 +1,5 @@
 import {STATUS_CODES} from 'node:http'
-import {Agent, type Dispatcher, ProxyAgent, request} from 'undici'
+import type {Agent, Dispatcher, ProxyAgent} from 'undici'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net-errors.js'
 import {proxyFlagInForce, proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
 
@@ -55,6 +55,10 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTU
 
 const shared = new Map<string, Transport>()
 
+/** undici is loaded with the first request: commands that make none never pay for it. */
+let undici: Promise<typeof import('undici')> | undefined
+const loadUndici = () => (undici ??= import('undici'))
+
 /** The transport for requests that need no TLS options of their own (HTTP files): one per `--proxy` value. */
 export function sharedTransport(flag: string | undefined = proxyFlagInForce()): Transport {
   const key = flag ?? ''
@@ -70,7 +74,7 @@ export class Transport {
   constructor(readonly options: TransportOptions) {}
 
   /** The pool for `url`: direct, or through the proxy that the settings give for it. */
-  private dispatcher(url: URL): {dispatcher: Dispatcher; proxy?: URL} {
+  private dispatcher(url: URL, {Agent, ProxyAgent}: typeof import('undici')): {dispatcher: Dispatcher; proxy?: URL} {
     const {tls, connections = 16} = this.options
     const proxy = proxyFor(this.options.proxy, url)
     if (!proxy) {
@@ -116,12 +120,13 @@ export class Transport {
   }
 
   private async once(target: URL, method: NonNullable<SendOptions['method']>, headers: Record<string, string>, body: SendOptions['body'], opts: SendOptions): Promise<HttpAnswer> {
-    const {dispatcher, proxy} = this.dispatcher(target)
+    const lib = await loadUndici()
+    const {dispatcher, proxy} = this.dispatcher(target, lib)
     const idle = opts.idleMs ?? 60_000
     let res: Dispatcher.ResponseData
     try {
       // undici takes async iterables too (sent chunk by chunk, waiting for the socket to drain), though its types do not say so
-      res = await request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal: opts.signal, headersTimeout: idle, bodyTimeout: idle})
+      res = await lib.request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal: opts.signal, headersTimeout: idle, bodyTimeout: idle})
     } catch (err) {
       throw explain(err, proxy)
     }

@@ -1,5 +1,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
-import {Header, Pax} from 'tar'
+import {Header} from 'tar/header'
+import {Pax} from 'tar/pax'
 import {integrityError} from '../../errors.js'
 
 export interface TarMember {
@@ -10,6 +11,9 @@ export interface TarMember {
 
 const BLOCK = 512
 
+/** Reads exactly `length` bytes at `position` (an archive file, or the joined parts of a stick). */
+export type ReadAt = (length: number, position: number) => Promise<Buffer>
+
 /**
  * Lists the regular files of a tar archive by reading only its headers (seeking over the data):
  * path → where its bytes are. Understands pax and GNU long names; paths lose a leading "./".
@@ -17,7 +21,7 @@ const BLOCK = 512
 export async function indexTar(file: string): Promise<Map<string, TarMember>> {
   const fh = await open(file, 'r')
   try {
-    return await scan(fh, file)
+    return await scanTar((length, position) => readExact(fh, length, position, file), (await fh.stat()).size, file)
   } finally {
     await fh.close()
   }
@@ -30,13 +34,13 @@ async function readExact(fh: FileHandle, length: number, position: number, file:
   return buf
 }
 
-async function scan(fh: FileHandle, file: string): Promise<Map<string, TarMember>> {
-  const size = (await fh.stat()).size
+/** indexTar over any reader of `size` bytes; `file` names the archive in errors. */
+export async function scanTar(read: ReadAt, size: number, file: string): Promise<Map<string, TarMember>> {
   const members = new Map<string, TarMember>()
   let pos = 0
   let pending: {path?: string; size?: number} = {}
   while (pos + BLOCK <= size) {
-    const block = await readExact(fh, BLOCK, pos, file)
+    const block = await read(BLOCK, pos)
     if (block.every((b) => b === 0)) break
     const header = new Header(block)
     if (!header.cksumValid) throw integrityError('BAD_TAR', `${file}: bad tar header at byte ${pos}`)
@@ -46,13 +50,13 @@ async function scan(fh: FileHandle, file: string): Promise<Map<string, TarMember
     const type = header.type
     if (type === 'ExtendedHeader' || type === 'GlobalExtendedHeader') {
       if (type === 'ExtendedHeader') {
-        const pax = Pax.parse((await readExact(fh, length, data, file)).toString('utf8'), header)
+        const pax = Pax.parse((await read(length, data)).toString('utf8'), header)
         pending = {path: pax.path, size: pax.size}
       }
       continue
     }
     if (type === 'NextFileHasLongPath' || type === 'OldGnuLongPath') {
-      pending = {...pending, path: (await readExact(fh, length, data, file)).toString('utf8').replace(/\0+$/, '')}
+      pending = {...pending, path: (await read(length, data)).toString('utf8').replace(/\0+$/, '')}
       continue
     }
     const path = (pending.path ?? header.path ?? '').replace(/^\.\//, '')
