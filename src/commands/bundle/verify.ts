@@ -1,5 +1,4 @@
 import {Args, Flags} from '@oclif/core'
-import {loadVerifyBase} from '../../bundle/delta-base.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {verifyBundleStream} from '../../bundle/verify.js'
 import {BaseCommand} from '../../cli/base-command.js'
@@ -36,7 +35,8 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) to trust with --key PUB.asc')
     const keys = await readPublicKeys(flags.key)
     const input = await openBundleInput(args.bundle)
-    const base = flags.base ? await loadVerifyBase(flags.base, this.progress()) : undefined
+    // a delta's base, and the code that reads one, only when one is given
+    const base = flags.base ? await (await import('../../bundle/delta-base.js')).loadVerifyBase(flags.base, this.progress()) : undefined
     const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress(), ...(base ? {base} : {})})
     const m = report.manifest
     // only a delta has chunked artifacts to rebuild: a full bundle's check loads none of that code
