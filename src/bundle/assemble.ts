@@ -154,7 +154,12 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest)).sort((x, y) => layout.offsets.get(x.digest)! - layout.offsets.get(y.digest)!)
   const fileWork = needed(files.jobs)
   const imageWork = needed(images.jobs)
-  const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])
+  // A download an interrupted build parked in the store resumes there, not from byte 0 in the archive.
+  const parked = new Set<string>()
+  for (const j of [...fileWork, ...imageWork]) if (await stat(store.partialPath(j.digest)).catch(() => undefined)) parked.add(j.digest)
+  const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN && !parked.has(j.digest)).map((j) => j.digest) : [])
+  /** bytes each in-place download had written when it stopped */
+  const reached = new Map<string, number>()
 
   const waits = new Map<string, Pending>()
   for (const job of [...fileWork, ...imageWork]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
@@ -194,6 +199,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       return await job.fetchInto!(writer, onData)
     } finally {
       await writer.close()
+      reached.set(job.digest, writer.size)
     }
   }
   const run = (jobs: BlobJob[], limit: number) =>
@@ -227,14 +233,17 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const onWrite: ProgressListener = (e) => {
     if (!fetching) options.onProgress?.(e)
   }
-  // A failed build keeps the layers it did download straight into the archive: the next run takes them from the store.
+  // A failed build keeps the layers it did download straight into the archive: the next run takes
+  // them from the store, and resumes (Range) those a stop or a failure cut short from the partial/ folder.
   const salvage = async (archive: FileHandle) => {
+    await fetchAll.catch(() => undefined)
     for (const digest of inPlace) {
-      if (!waits.get(digest)?.ok) continue
       const offset = layout.offsets.get(digest)!
-      const size = layout.blobs.find((b) => b.digest === digest)!.size
+      const size = waits.get(digest)?.ok ? layout.blobs.find((b) => b.digest === digest)!.size : (reached.get(digest) ?? 0)
+      if (size === 0) continue
       const bytes = archive.createReadStream({start: offset, end: offset + size - 1, autoClose: false, highWaterMark: 1 << 20})
-      await store.ingest(bytes, {digest, size, what: `${basename(target)} ${digest}`}).catch(() => undefined)
+      const what = `${basename(target)} ${digest}`
+      await (waits.get(digest)?.ok ? store.ingest(bytes, {digest, size, what}) : store.keepPartial(bytes, digest)).catch(() => undefined)
     }
   }
   const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, {onOpen: opened, onFail: salvage}).catch((err: unknown) => {

@@ -1,5 +1,7 @@
+import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
 import {FerryError} from '../errors.js'
+import {onForcedExit} from '../interrupt.js'
 
 export interface PidLock {
   path: string
@@ -27,7 +29,17 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
       const fh = await open(path, 'wx', 0o644)
       await fh.writeFile(`${process.pid}\n`)
       await fh.close()
-      return {path, release: () => rm(path, {force: true})}
+      // A process ended at once by a second Ctrl-C still leaves no lock behind.
+      const forget = onForcedExit(() => {
+        if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, {force: true})
+      })
+      return {
+        path,
+        release: async () => {
+          forget()
+          await rm(path, {force: true})
+        },
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
