@@ -14,6 +14,7 @@ import type {BlobStore} from '../store/blob-store.js'
 import {ChunkIndex} from '../chunks/index-format.js'
 import {type BaseIndexes, isChunked, planChunked} from './chunked.js'
 import {readBaseHeaders} from './base-headers.js'
+import {makeBundleDocuments} from './documents.js'
 import type {BundleArtifact} from './format.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
@@ -120,6 +121,10 @@ async function seekBase(input: BundleInput): Promise<BundleBase> {
   return makeBase(manifest, sha(bundleJson), digests, new Map(), chunkIndexes, {path: input.label, offsets})
 }
 
+function missingDocument(path: string, digest: string): never {
+  throw usageError('BASE_NOT_A_BUNDLE', `${path}: the image document ${digest} of this lock is not in the blob store; give the base bundle itself`)
+}
+
 /**
  * The base a delta is built against: an older bundle (file, stick folder or
  * parts.json) or its lock. From a lock, bundle.json is rebuilt as the build
@@ -130,13 +135,17 @@ export async function loadBase(path: string, options: {checkBlobs?: boolean; onP
     const lock = await readLock(path)
     const described = describeLock(lock).manifest
     const digests = new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`))
-    if (!lock.artifacts.some(isChunked)) return makeBase(described, sha(serialise(described)), digests)
-    // The base's bundle.json named its chunk indexes: they are made again from its artifacts in the store.
-    if (!options.store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts; give the base bundle itself`)
-    const chunked = await planChunked(lock, described.artifacts, {store: options.store})
-    const manifest = {...described, artifacts: chunked.artifacts}
-    for (const blob of chunked.blobs) digests.add(blob.digest)
-    return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked.indexes)
+    // The base's bundle.json named its chunk indexes and its SBOM and provenance: they are made
+    // again from its artifacts and image documents in the store.
+    const store = options.store
+    const needsStore = lock.artifacts.some((a) => isChunked(a) || a.kind === 'image')
+    if (needsStore && !store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts or images; give the base bundle itself`)
+    const chunked = lock.artifacts.some(isChunked) ? await planChunked(lock, described.artifacts, {store: store!}) : undefined
+    const artifacts = chunked?.artifacts ?? described.artifacts
+    const documents = await makeBundleDocuments(lock, artifacts, async (d, size) => (await store?.readSmall(d, size)) ?? missingDocument(path, d))
+    const manifest = {...described, artifacts: [...artifacts, ...documents.artifacts]}
+    for (const digest of [...(chunked?.blobs.map((b) => b.digest) ?? []), ...documents.bytes.keys()]) digests.add(digest)
+    return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked?.indexes)
   }
   return readBaseBundle(await openBundleInput(path), options)
 }
