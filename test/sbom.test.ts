@@ -190,6 +190,20 @@ test('a bundle without documents (as older Ferry built) still verifies; bundle s
   assert.is(s.json?.error.code, 'NO_DOCUMENT')
 })
 
+test('a lock written back from a bundle.json names its documents: the build makes them anew, once', async () => {
+  const fromBundle = {
+    ...ctx.fx.lock,
+    artifacts: ctx.bundleJson.artifacts.map((a: any) => ({...ctx.fx.lock.artifacts.find((l) => l.name === a.name), name: a.name, kind: a.kind, url: a.source, sha256: a.digest.slice(7), size: a.size, mediaType: a.mediaType, upstream: a.upstream})),
+  }
+  const built = await ctx.fx.build(join(ctx.fx.dir, 'out-relock'), join(ctx.fx.dir, 'store'), {}, fromBundle)
+  const docs = built.manifest.artifacts.filter((a) => a.source === 'ferry:generated').map((a) => a.name)
+  assert.equal(docs, [SBOM, 'ferry/provenance.intoto.json'])
+  const sbom = built.manifest.artifacts.find((a) => a.name === SBOM)!
+  assert.is(sbom.digest, sha(ctx.sbomBytes))
+  const v = await ferry(['bundle', 'verify', built.path, '--key', ctx.fx.pub, '--json'])
+  assert.is(v.code, 0, v.stdout)
+})
+
 /** The blob digests of a bundle, as GNU tar lists them. */
 function execTarBlobs(bundle: string): string[] {
   return execFileSync('tar', ['-tf', bundle]).toString().trim().split('\n').filter((n) => n.startsWith('blobs/')).map((n) => `sha256:${n.slice('blobs/sha256/'.length)}`)

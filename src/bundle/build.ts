@@ -8,7 +8,7 @@ import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
-import {makeBundleDocuments, storeDocuments} from './documents.js'
+import {lockDigest, makeBundleDocuments, storeDocuments, withoutDocuments} from './documents.js'
 import {checkLockedSignatures, signatureBlobFiles} from './image-signatures.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {RegistryPool} from '../sources/oci/registry-source.js'
@@ -82,7 +82,8 @@ export function describeLock(lock: LockFile): {indexJson: Buffer; manifest: Bund
  * archive atomically. Everything that goes into the bytes comes from the lock,
  * so two builds of one lock are byte-identical.
  */
-export async function buildBundle(lock: LockFile, options: BuildOptions): Promise<BuildResult> {
+export async function buildBundle(given: LockFile, options: BuildOptions): Promise<BuildResult> {
+  const lock = withoutDocuments(given)
   const now = options.now ?? new Date()
   if (Date.parse(lock.expires) <= now.getTime()) {
     throw trustError('LOCK_EXPIRED', `the lock for ${lock.name} ${lock.version} expired at ${lock.expires}; run "ferry manifest lock" again`)
@@ -120,7 +121,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     const first = await plan()
     const images = first.images
     // The SBOM and provenance: made from the lock and the image documents planning brought into the store.
-    const documents = await makeBundleDocuments(lock, chunked.artifacts, (d, size) => options.store.readSmall(d, size))
+    const documents = await makeBundleDocuments(lock, chunked.artifacts, (d, size) => options.store.readSmall(d, size), lockDigest(given))
     const documentBlobs = async () => (await storeDocuments(documents, options.store)).filter((b) => !since?.has(b.digest))
     const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...(await documentBlobs())]}})
     const leftOut = [...images.omitted, ...documents.artifacts.map((a) => a.digest).filter((d) => since?.has(d))]

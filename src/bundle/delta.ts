@@ -14,7 +14,7 @@ import type {BlobStore} from '../store/blob-store.js'
 import {ChunkIndex} from '../chunks/index-format.js'
 import {type BaseIndexes, isChunked, planChunked} from './chunked.js'
 import {readBaseHeaders} from './base-headers.js'
-import {makeBundleDocuments} from './documents.js'
+import {lockDigest, makeBundleDocuments, withoutDocuments} from './documents.js'
 import type {BundleArtifact} from './format.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
@@ -132,7 +132,8 @@ function missingDocument(path: string, digest: string): never {
  */
 export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener; store?: BlobStore} = {}): Promise<BundleBase> {
   if (isLockPath(path)) {
-    const lock = await readLock(path)
+    const given = await readLock(path)
+    const lock = withoutDocuments(given)
     const described = describeLock(lock).manifest
     const digests = new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`))
     // The base's bundle.json named its chunk indexes and its SBOM and provenance: they are made
@@ -142,7 +143,7 @@ export async function loadBase(path: string, options: {checkBlobs?: boolean; onP
     if (needsStore && !store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts or images; give the base bundle itself`)
     const chunked = lock.artifacts.some(isChunked) ? await planChunked(lock, described.artifacts, {store: store!}) : undefined
     const artifacts = chunked?.artifacts ?? described.artifacts
-    const documents = await makeBundleDocuments(lock, artifacts, async (d, size) => (await store?.readSmall(d, size)) ?? missingDocument(path, d))
+    const documents = await makeBundleDocuments(lock, artifacts, async (d, size) => (await store?.readSmall(d, size)) ?? missingDocument(path, d), lockDigest(given))
     const manifest = {...described, artifacts: [...artifacts, ...documents.artifacts]}
     for (const digest of [...(chunked?.blobs.map((b) => b.digest) ?? []), ...documents.bytes.keys()]) digests.add(digest)
     return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked?.indexes)

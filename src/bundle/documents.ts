@@ -29,6 +29,15 @@ export function isBundleDocument(a: Pick<BundleArtifact, 'kind' | 'source'>): bo
   return a.kind === 'file' && a.source === GENERATED_SOURCE
 }
 
+/**
+ * The lock without artifacts that are Ferry's own documents (a lock written from an older
+ * bundle.json names them): a build makes them anew.
+ */
+export function withoutDocuments(lock: LockFile): LockFile {
+  const kept = lock.artifacts.filter((a) => !isBundleDocument({kind: a.kind, source: a.url}))
+  return kept.length === lock.artifacts.length ? lock : {...lock, artifacts: kept}
+}
+
 /** The sha256 digest of a lock as `ferry manifest lock` writes the file. */
 export function lockDigest(lock: LockFile): string {
   return sha256Of(`${JSON.stringify(LockFile.parse(lock), null, 2)}\n`)
@@ -67,11 +76,11 @@ function documentArtifact(name: string, mediaType: string, bytes: Buffer): Bundl
  * provenance of the whole bundle, from the lock and the image documents `read` finds. A full
  * bundle and a delta of one lock carry the same two documents.
  */
-export async function makeBundleDocuments(lock: LockFile, artifacts: BundleArtifact[], read: ReadDocument): Promise<BundleDocuments> {
+export async function makeBundleDocuments(lock: LockFile, artifacts: BundleArtifact[], read: ReadDocument, digestOfLock = lockDigest(lock)): Promise<BundleDocuments> {
   const bundle = {name: lock.name, version: lock.version, created: lock.resolved, expires: lock.expires, platforms: lock.platforms}
   const sbom = makeSbom(bundle, artifacts, await imageContents(lock, artifacts, read))
   const sbomArtifact = documentArtifact(SBOM_NAME, SBOM_MEDIA_TYPE, sbom)
-  const provenance = makeProvenance({bundle, artifacts: [...artifacts, sbomArtifact], lockDigest: lockDigest(lock)})
+  const provenance = makeProvenance({bundle, artifacts: [...artifacts, sbomArtifact], lockDigest: digestOfLock})
   const provenanceArtifact = documentArtifact(PROVENANCE_NAME, PROVENANCE_MEDIA_TYPE, provenance)
   return {
     artifacts: [sbomArtifact, provenanceArtifact],

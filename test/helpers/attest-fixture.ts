@@ -29,7 +29,7 @@ export interface AttestFixture {
   /** the first build */
   built: BuildResult
   /** builds the lock again into `out` with the store `store` (fresh folders give a cold build) */
-  build(out: string, store: string, extra?: Partial<Parameters<typeof buildBundle>[1]>): Promise<BuildResult>
+  build(out: string, store: string, extra?: Partial<Parameters<typeof buildBundle>[1]>, lock?: LockFile): Promise<BuildResult>
   close(): Promise<void>
 }
 
@@ -79,7 +79,7 @@ spec:
   const lockPath = join(dir, 'site.lock.json')
   await writeLock(lock, lockPath)
   const signer = await fileSigner(release.private)
-  const build = (out: string, store: string, extra = {}) => buildBundle(lock, {store: new BlobStore(store), signers: [signer], outDir: out, ...extra})
+  const build = (out: string, store: string, extra = {}, other = lock) => buildBundle(other, {store: new BlobStore(store), signers: [signer], outDir: out, ...extra})
   const built = await build(join(dir, 'out'), join(dir, 'store'))
   return {
     dir,
