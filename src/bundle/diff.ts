@@ -8,6 +8,7 @@ import {ENTRY, type BundleArtifact, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import {inspectBundle} from './inspect.js'
 import {readTar} from './tar-reader.js'
+import {isBundleDocument} from './documents.js'
 
 export interface Change {
   /** the artifact's name, an image's reference (in NEW; in OLD for a removal) */
@@ -116,7 +117,8 @@ function compare(olds: BundleArtifact[], news: BundleArtifact[], key: (a: Bundle
   }
 }
 
-const notImage = (m: BundleManifest) => m.artifacts.filter((a) => a.kind !== 'image')
+// the SBOM and provenance describe the rest (and differ with every version): not compared
+const notImage = (m: BundleManifest) => m.artifacts.filter((a) => a.kind !== 'image' && !isBundleDocument(a))
 const images = (m: BundleManifest) => m.artifacts.filter((a) => a.kind === 'image')
 
 /**
