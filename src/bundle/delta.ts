@@ -8,8 +8,13 @@ import {sha256Of} from '../store/hashing.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {isChunked, planChunked} from './chunked.js'
 import {isLockPath, makeBase, readBaseBundle, type BundleBase} from './delta-base.js'
+import {lockDigest, makeBundleDocuments, withoutDocuments} from './documents.js'
 
 const sha = sha256Of
+
+function missingDocument(path: string, digest: string): never {
+  throw usageError('BASE_NOT_A_BUNDLE', `${path}: the image document ${digest} of this lock is not in the blob store; give the base bundle itself`)
+}
 
 /**
  * The base a delta is built against: an older bundle (file, stick folder or
@@ -18,16 +23,21 @@ const sha = sha256Of
  */
 export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener; store?: BlobStore} = {}): Promise<BundleBase> {
   if (isLockPath(path)) {
-    const lock = await readLock(path)
+    const given = await readLock(path)
+    const lock = withoutDocuments(given)
     const described = describeLock(lock).manifest
     const digests = new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`))
-    if (!lock.artifacts.some(isChunked)) return makeBase(described, sha(serialise(described)), digests)
-    // The base's bundle.json named its chunk indexes: they are made again from its artifacts in the store.
-    if (!options.store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts; give the base bundle itself`)
-    const chunked = await planChunked(lock, described.artifacts, {store: options.store})
-    const manifest = {...described, artifacts: chunked.artifacts}
-    for (const blob of chunked.blobs) digests.add(blob.digest)
-    return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked.indexes)
+    // The base's bundle.json named its chunk indexes and its SBOM and provenance: they are made
+    // again from its artifacts and image documents in the store.
+    const store = options.store
+    const needsStore = lock.artifacts.some((a) => isChunked(a) || a.kind === 'image')
+    if (needsStore && !store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts or images; give the base bundle itself`)
+    const chunked = lock.artifacts.some(isChunked) ? await planChunked(lock, described.artifacts, {store: store!}) : undefined
+    const artifacts = chunked?.artifacts ?? described.artifacts
+    const documents = await makeBundleDocuments(lock, artifacts, async (d, size) => (await store?.readSmall(d, size)) ?? missingDocument(path, d), lockDigest(given))
+    const manifest = {...described, artifacts: [...artifacts, ...documents.artifacts]}
+    for (const digest of [...(chunked?.blobs.map((b) => b.digest) ?? []), ...documents.bytes.keys()]) digests.add(digest)
+    return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked?.indexes)
   }
   return readBaseBundle(await openBundleInput(path), options)
 }
