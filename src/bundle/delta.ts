@@ -126,13 +126,16 @@ async function seekBase(input: BundleInput): Promise<BundleBase> {
  * wrote it, so a base built with a key rotation must be given as the bundle.
  */
 export async function loadBase(path: string, options: {checkBlobs?: boolean; onProgress?: ProgressListener; store?: BlobStore} = {}): Promise<BundleBase> {
+  if (/\.ya?ml$/i.test(path)) {
+    throw usageError('IS_A_MANIFEST', `${path} is a manifest, not a base: give the older bundle (.ferry.tar, stick folder or .parts.json) or the lock it was built from (.lock.json)`)
+  }
   if (isLockPath(path)) {
     const lock = await readLock(path)
     const described = describeLock(lock).manifest
     const digests = new Set(lock.artifacts.map((a) => `sha256:${a.sha256}`))
     if (!lock.artifacts.some(isChunked)) return makeBase(described, sha(serialise(described)), digests)
     // The base's bundle.json named its chunk indexes: they are made again from its artifacts in the store.
-    if (!options.store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts; give the base bundle itself`)
+    if (!options.store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts, whose chunk indexes only the bundle holds; give the base bundle itself (.ferry.tar)`)
     const chunked = await planChunked(lock, described.artifacts, {store: options.store})
     const manifest = {...described, artifacts: chunked.artifacts}
     for (const blob of chunked.blobs) digests.add(blob.digest)
