@@ -1,9 +1,9 @@
-import {mkdir} from 'node:fs/promises'
+import {makeFolder} from '../store/folder.js'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {armorSignatures} from '../trust/sign.js'
-import {FerryError, trustError} from '../errors.js'
+import {FerryError, noSignerError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
@@ -88,9 +88,9 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
   if (Date.parse(lock.expires) <= now.getTime()) {
     throw trustError('LOCK_EXPIRED', `the lock for ${lock.name} ${lock.version} expired at ${lock.expires}; run "ferry manifest lock" again`)
   }
-  if (options.signers.length === 0) throw trustError('NO_SIGNER', 'a bundle must be signed: give --key FILE or --gpg-key FPR')
+  if (options.signers.length === 0) throw noSignerError('a bundle')
   await options.store.init()
-  await mkdir(options.outDir, {recursive: true})
+  await makeFolder(options.outDir, '--out')
   const since = options.since
   const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)

@@ -32,9 +32,9 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
 
   async run() {
     const {args, flags} = await this.parse(BundleVerify)
-    if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) to trust with --key PUB.asc')
-    const keys = await readPublicKeys(flags.key)
     const input = await openBundleInput(args.bundle)
+    if (!flags.key?.length) throw usageError('NO_KEY', 'give the public key(s) the bundle must be signed by with --key PUB.asc (the .pub.asc that "ferry keys generate" wrote beside the signing key)')
+    const keys = await readPublicKeys(flags.key)
     // a delta's base, and the code that reads one, only when one is given
     const base = flags.base ? await (await import('../../bundle/delta-base.js')).loadVerifyBase(flags.base, this.progress()) : undefined
     const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress(), ...(base ? {base} : {})})

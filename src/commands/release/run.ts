@@ -39,7 +39,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
 
   async run() {
     const {args, flags} = await this.parse(ReleaseRun)
-    const signers = await signersFrom(flags)
+    const signers = await signersFrom(flags, 'a release')
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
     this.onInterrupt(() => `no release was recorded and the releases in ${flags.out} are untouched; the resolved lock (pending.lock.json, once saved) and the downloads in the store ${store.root} are kept: run the same command again to finish this release`)
     const result = await runRelease({
