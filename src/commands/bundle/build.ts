@@ -57,7 +57,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     const rotation = flags['rotate-to'] ? await rotationFromFiles(flags['rotate-to'], flags['rotate-threshold'], flags['rotate-revoke']) : undefined
     const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: flags.jobs, onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
     this.say(`built ${built.path}`)
-    this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}`)
+    this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}; sha256 of the file ${built.sha256} (as sha256sum prints it)`)
     if (built.reused) this.say('  unchanged since an earlier build of this lock: linked from the store, not written again')
     if (since) this.say(`  delta from ${since.name} ${since.version}: ${built.manifest.omitted?.length ?? 0} blob(s) left out (the base has them)`)
     for (const c of built.chunked.filter((x) => x.carried !== 'omitted')) {
