@@ -43,6 +43,8 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     const rebuilt = base ? await (await import('../../bundle/chunk-rebuild.js')).verifyRebuilds(m, {path: input.label, offsets: report.offsets}, base, this.progress()) : 0
     this.say(`OK ${input.label}: ${m.name} ${m.version}, ${report.blobs} blobs, ${formatBytes(report.bytes)}`)
     this.say(`  signed by ${report.signers.map((s) => s.fingerprint).join(', ')}; expires ${m.expires}`)
+    // not the file's sha256 (bundle build and usb write print that): the digest deltas and devices name the release by
+    this.say(`  bundle.json digest ${report.manifestDigest} (names this release in deltas and on devices; not the file's sha256)`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}: ${m.omitted?.length ?? 0} blob(s) found in the base`)
     if (rebuilt) this.say(`  ${rebuilt} chunked artifact(s) rebuilt from the base and the pack: every chunk and the whole file match`)
     return {
@@ -53,6 +55,7 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
       signers: report.signers.map((s) => s.fingerprint),
       blobs: report.blobs,
       bytes: report.bytes,
+      /** sha256 of bundle.json, not of the file */
       digest: report.manifestDigest,
       ...(m.base ? {base: m.base, omitted: m.omitted ?? [], rebuilt} : {}),
     }
