@@ -1,6 +1,7 @@
 import {open, readFile, rm} from 'node:fs/promises'
 import {FerryError} from '../errors.js'
-import {unlinkDurable} from './atomic-file.js'
+import {dirname} from 'node:path'
+import {syncDir} from './atomic-file.js'
 
 export interface PidLock {
   path: string
@@ -36,7 +37,8 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
         throw err
       }
       // The removal is made durable: a lock a power cut brought back could name a pid that lives again after boot.
-      return {path, release: () => unlinkDurable(path)}
+      // (Once the file is gone, a folder that cannot be flushed does not fail the command that held it.)
+      return {path, release: () => rm(path, {force: true}).then(() => syncDir(dirname(path)).catch(() => undefined))}
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
