@@ -1,5 +1,6 @@
 // Crash consistency, checked on syscall traces: clean runs of the device verbs (trust add, import, apply with
-// K3s images and hooks, a rollback, a commit that collects blobs), `bundle build` and `usb write`, each under
+// K3s images and hooks, a rollback, a commit that collects blobs, recover after a kill), `keys generate`,
+// `bundle build` and `usb write`, each under
 // `strace -f`, must follow the rules of test/helpers/strace.ts: data fsynced before a rename, a rename's
 // folder fsynced before anything elsewhere is published and before the command ends, new folders and
 // removals (the lock's too) made durable, the journal's folder fsynced before the next side effect.
@@ -9,6 +10,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {devicePaths} from '../src/device/paths.js'
+import {ferry} from './helpers/cli.js'
 import {makeBundle, makeKey, makeLock, type MadeBundle, type TestKey} from './helpers/device.js'
 import {nodesReady, standInArtifacts, writeDeviceConfig, type K3sMode} from './helpers/stand-ins.js'
 import {type CheckOptions, checkCrashRules, parseTrace, traceFerry} from './helpers/strace.js'
@@ -59,13 +61,18 @@ test('device trust add, import, apply, rollback and commit follow the rules', as
     found.push(...(await traced(['device', 'import', bundle.path, '--root', root, '--json'], 0, device)))
     found.push(...(await traced(['device', 'apply', '--root', root, '--json'], applied, device)))
   }
+  // an apply killed right after the switch: recover rolls back to 4.0.0 (exit 7)
+  const v5 = await release('5.0.0', 'healthy')
+  found.push(...(await traced(['device', 'import', v5.path, '--root', root, '--json'], 0, device)))
+  assert.is((await ferry(['device', 'apply', '--root', root], {env: {FERRY_TEST_KILL_AT: 'switching:link:done'}})).code, null)
+  found.push(...(await traced(['device', 'recover', '--root', root, '--json'], 7, device)))
   if (process.env.FERRY_SHOW_VIOLATIONS) console.log(`${found.length} violations:\n${found.join('\n')}`)
   assert.equal(found, [])
   // 2.0.0 and 4.0.0 carry the airgap archive of 1.0.0, the rollback put it back: the folder K3s scans holds no temp file
   assert.equal((await readdir(join(root, IMAGES_DIR))).sort(), ['k3s-airgap-images-amd64.tar.zst'])
 })
 
-test('bundle build and usb write follow the rules in their output folders', async () => {
+test('keys generate, bundle build and usb write follow the rules in their output folders', async () => {
   const lock = await makeLock({dir: ctx.dir, version: '5.0.0', signers: [ctx.key], artifacts: [...standInArtifacts('5.0.0', 'healthy'), AIRGAP]})
   const lockFile = join(ctx.dir, 'site.lock.json')
   await writeFile(lockFile, JSON.stringify(lock, null, 2) + '\n')
@@ -73,6 +80,8 @@ test('bundle build and usb write follow the rules in their output folders', asyn
   const stick = join(ctx.dir, 'stick')
   await mkdir(stick)
   const found: string[] = []
+  const keys = join(ctx.dir, 'new-keys')
+  found.push(...(await traced(['keys', 'generate', '--name', 'site', '--out', keys], 0, {under: [keys]})))
   found.push(...(await traced(['bundle', 'build', lockFile, '--key', ctx.key.priv, '--out', out, '--store', join(ctx.dir, 'store'), '--json'], 0, {under: [out]})))
   const [bundle] = (await readdir(out)).filter((n) => n.endsWith('.ferry.tar'))
   found.push(...(await traced(['usb', 'write', join(out, bundle), stick, '--part-size', '64KiB', '--json'], 0, {under: [stick]})))
