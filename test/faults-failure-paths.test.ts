@@ -3,7 +3,7 @@
 // be written is not left behind, and `bundle build` whose archive cannot be opened is exit 6 with its JSON
 // envelope and leaves neither its lock nor a temp file; the next clean run succeeds each time.
 import {createHash} from 'node:crypto'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -81,6 +81,20 @@ test('a lock file that cannot be written (ENOSPC) is not left behind', async () 
     assert.not.ok(existsSync(dev.paths.lock), `${verb[0]} left its lock`)
   }
   assert.is((await status(dev)).state, 'committed')
+})
+
+test('a lock left by a power cut is broken at the next boot even when its pid belongs to a live process again', async () => {
+  const dev = await committedDevice()
+  // pid 1 always lives; the boot id is another boot's
+  await writeFile(dev.paths.lock, '1 00000000-0000-4000-8000-000000000000\n')
+  assert.is((await status(dev)).running, null)
+  const r = await ferry(['device', 'recover', '--root', dev.root, '--json'])
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.not.ok(existsSync(dev.paths.lock))
+  // the same pid in this boot is a live owner: busy
+  await writeFile(dev.paths.lock, `1 ${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}\n`)
+  assert.is((await ferry(['device', 'recover', '--root', dev.root, '--json'])).code, 8)
+  await rm(dev.paths.lock)
 })
 
 test('bundle build whose archive cannot be opened (EACCES) is exit 6 with its envelope, no lock, no temp file; the rerun builds', async () => {
