@@ -45,6 +45,44 @@ test.after(async () => {
   await rm(ctx.dir, {recursive: true, force: true})
 })
 
+test('the rules on a hand-written trace: each kind of violation is found, a correct sequence passes', () => {
+  const trace = [
+    // a blob written, renamed into blobs/ without its fsync, then the journal renamed before blobs/ is flushed
+    '10 openat(AT_FDCWD</r>, "/r/tmp/x", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644) = 18</r/tmp/x>',
+    '10 write(18</r/tmp/x>, ""..., 5) = 5',
+    '11 rename("/r/tmp/x", "/r/blobs/x" <unfinished ...>',
+    '10 openat(AT_FDCWD</r>, "/r/.state.json.1.tmp", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644) = 19</r/.state.json.1.tmp>',
+    '11 <... rename resumed>) = 0',
+    '10 write(19</r/.state.json.1.tmp>, ""..., 9) = 9',
+    '12 fsync(19</r/.state.json.1.tmp>) = 0',
+    '10 rename("/r/.state.json.1.tmp", "/r/state.json") = 0',
+    // a side effect before the journal's folder was flushed, and a new folder never made durable
+    '10 mkdir("/r/slots", 0777) = 0',
+    '12 fsync(20</r>) = 0',
+    '10 unlink("/r/lock") = 0',
+  ].join('\n')
+  const found = checkCrashRules(parseTrace(trace), {under: ['/r'], journal: ['/r/state.json']})
+  assert.equal(
+    found.map((v) => `${v.rule}: ${v.message}`),
+    [
+      'data-before-rename: /tmp/x renamed to /blobs/x without an fsync after its last write',
+      'entry-before-publish: renamed /tmp/x to /blobs/x (in /blobs) not durable before /state.json was renamed into place',
+      'journal-before-side-effect: creating /slots/ after the journal was renamed, before / was fsynced',
+      'durable-before-exit: removed /lock (in /) not durable when the command ended',
+    ],
+  )
+  const good = [
+    '10 openat(AT_FDCWD</r>, "/r/tmp/x", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0644) = 18</r/tmp/x>',
+    '10 write(18</r/tmp/x>, ""..., 5) = 5',
+    '10 fsync(18</r/tmp/x>) = 0',
+    '10 rename("/r/tmp/x", "/r/blobs/x") = 0',
+    '10 fsync(21</r/blobs>) = 0',
+    '10 unlink("/r/lock") = 0',
+    '10 fsync(20</r>) = 0',
+  ].join('\n')
+  assert.equal(checkCrashRules(parseTrace(good), {under: ['/r'], journal: ['/r/state.json']}), [])
+})
+
 test('device trust add, import, apply, rollback and commit follow the rules', async () => {
   const root = ctx.root
   const paths = devicePaths(root)
