@@ -1,7 +1,8 @@
-import {makeFolder} from '../store/folder.js'
+import {refuseFileAsFolder} from '../store/folder.js'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import {acquirePidLock} from '../store/pid-lock.js'
+import {mkdirDurable} from '../store/atomic-file.js'
 import {armorSignatures} from '../trust/sign.js'
 import {FerryError, noSignerError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
@@ -90,7 +91,8 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
   }
   if (options.signers.length === 0) throw noSignerError('a bundle')
   await options.store.init()
-  await makeFolder(options.outDir, '--out')
+  await refuseFileAsFolder(options.outDir, '--out')
+  await mkdirDurable(options.outDir)
   const since = options.since
   const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)
