@@ -1,7 +1,7 @@
-import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import {acquirePidLock} from '../store/pid-lock.js'
+import {mkdirDurable} from '../store/atomic-file.js'
 import {armorSignatures} from '../trust/sign.js'
 import {FerryError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
@@ -90,7 +90,7 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
   }
   if (options.signers.length === 0) throw trustError('NO_SIGNER', 'a bundle must be signed: give --key FILE or --gpg-key FPR')
   await options.store.init()
-  await mkdir(options.outDir, {recursive: true})
+  await mkdirDurable(options.outDir)
   const since = options.since
   const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
   const lockFile = await acquirePidLock(`${target}.lock`, `building ${target}`)

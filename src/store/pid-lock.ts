@@ -1,8 +1,9 @@
 import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
+import {dirname} from 'node:path'
 import {FerryError} from '../errors.js'
 import {onForcedExit} from '../interrupt.js'
-import {unlinkDurable} from './atomic-file.js'
+import {syncDir} from './atomic-file.js'
 
 export interface PidLock {
   path: string
@@ -19,9 +20,37 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+let boot: string | undefined
+
+/** This boot's id (Linux: /proc/sys/kernel/random/boot_id); empty where there is none. */
+export function bootId(): string {
+  if (boot === undefined) {
+    try {
+      boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    } catch {
+      boot = ''
+    }
+  }
+  return boot
+}
+
 /**
- * A lock file created with O_EXCL holding the owner's pid. A lock whose pid is
- * gone (the owner was killed) is broken, so kill -9 never leaves things locked.
+ * The live process holding a lock file (`<pid> <boot id>`), else undefined: the file is missing or empty
+ * (a kill between create and write), its pid is gone, or it was written before the last boot (a power
+ * cut while it was held: its pid may belong to another process now).
+ */
+export async function lockHolder(path: string): Promise<number | undefined> {
+  const [pidText, bootText] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/)
+  const pid = Number.parseInt(pidText ?? '', 10)
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  if (bootText && bootId() && bootText !== bootId()) return undefined
+  return processAlive(pid) ? pid : undefined
+}
+
+/**
+ * A lock file created with O_EXCL holding the owner's pid and the boot it runs in. A lock whose pid is
+ * gone (the owner was killed) or that was written before the last boot (a power cut while it was held) is
+ * broken, so neither kill -9 nor a pulled plug leaves things locked.
  * A live owner → FerryError busy (exit 8).
  */
 export async function acquirePidLock(path: string, what: string): Promise<PidLock> {
@@ -29,7 +58,7 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
     try {
       const fh = await open(path, 'wx', 0o644)
       try {
-        await fh.writeFile(`${process.pid}\n`)
+        await fh.writeFile(`${process.pid} ${bootId()}\n`.replace(' \n', '\n'))
         await fh.close()
       } catch (err) {
         // A lock that could not say who holds it (a full disk) is not left behind.
@@ -39,24 +68,26 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
       }
       // A process ended at once by a second Ctrl-C still leaves no lock behind.
       const forget = onForcedExit(() => {
-        if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, {force: true})
+        if (readFileSync(path, 'utf8').trim().split(/\s+/)[0] === String(process.pid)) rmSync(path, {force: true})
       })
       return {
         path,
-        // The removal is made durable: a lock a power cut brought back could name a pid that lives again after boot.
+        // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the file
+        // is gone, a folder that cannot be flushed does not fail the command that held it.)
         release: async () => {
           forget()
-          await unlinkDurable(path)
+          await rm(path, {force: true})
+          await syncDir(dirname(path)).catch(() => undefined)
         },
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
-    const owner = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10)
-    if (Number.isInteger(owner) && owner > 0 && processAlive(owner) && owner !== process.pid) {
+    const owner = await lockHolder(path)
+    if (owner !== undefined && owner !== process.pid) {
       throw new FerryError('busy', 'LOCKED', `${what} is busy: process ${owner} holds ${path}; wait for it to finish`)
     }
-    // Stale (owner gone, or file empty from a kill between create and write): break it and retry.
+    // Stale (owner gone, from before a reboot, or file empty from a kill between create and write): break it and retry.
     await rm(path, {force: true})
   }
   throw new FerryError('busy', 'LOCKED', `${what} is busy: could not take ${path}`)

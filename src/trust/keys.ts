@@ -1,9 +1,10 @@
 import {constants as fsc} from 'node:fs'
-import {mkdir, open, readdir, readFile, stat, unlink} from 'node:fs/promises'
+import {open, readdir, readFile, stat, unlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import * as openpgp from 'openpgp'
 import type {Key, PublicKey} from 'openpgp'
 import {FerryError} from '../errors.js'
+import {mkdirDurable, syncDir} from '../store/atomic-file.js'
 import {armorKinds, armoredBlocks, hexId, isArmored, reason} from './pgp-data.js'
 
 export type {PublicKey} from 'openpgp'
@@ -81,7 +82,7 @@ export async function writeKeyPair(dir: string, name: string, pair: KeyPair): Pr
       throw new FerryError('usage', 'KEY_FILE_EXISTS', `${p} already exists; Ferry never overwrites a key file. Choose another --name or --out.`)
     }
   }
-  await mkdir(dir, {recursive: true})
+  await mkdirDurable(dir)
   await writeNew(privatePath, pair.privateArmored, 0o600)
   try {
     await writeNew(publicPath, pair.publicArmored, 0o644)
@@ -89,6 +90,7 @@ export async function writeKeyPair(dir: string, name: string, pair: KeyPair): Pr
     await unlink(privatePath).catch(() => undefined)
     throw err
   }
+  await syncDir(dir)
   return {public: publicPath, private: privatePath}
 }
 
