@@ -61,7 +61,7 @@ test('every artifact is one component, with its sha256, version, source and type
     const c: any = byRef.get(a.name)
     assert.ok(c, a.name)
     assert.equal(c.hashes, [{alg: 'SHA-256', content: a.digest.slice(7)}], a.name)
-    if (a.kind === 'image') assert.ok(c.properties.some((p: any) => p.name === 'ferry:source' && p.value === a.source), a.name)
+    if (a.kind === 'image' || !/^https?:/.test(a.source)) assert.ok(c.properties.some((p: any) => p.name === 'ferry:source' && p.value === a.source), a.name)
     else assert.ok(c.externalReferences.some((r: any) => r.type === 'distribution' && r.url === a.source), a.name)
     if (a.version && a.kind !== 'image') assert.is(c.version, a.version, a.name)
     types[a.name] = c.type
@@ -126,6 +126,22 @@ test('the signatures that were checked: the cosign key fingerprint and the PGP k
   assert.is(vmProps['ferry:upstream:verifiedBy'], 'checksum-file+pgp')
   assert.is(vmProps['ferry:pgp:key'], art.upstream.key)
   assert.ok(vm.externalReferences.some((r: any) => r.type === 'digital-signature' && r.url === art.upstream.signatureUrl))
+})
+
+test('SBOMs the registry holds for an image (OCI referrers) are pinned by the lock, carried beside the image and linked from it', async () => {
+  const host = ctx.fx.registry.host
+  for (const [key, repo, ext] of [['api', 'app/api', 'cdx.json'], ['multi', 'app/multi', 'spdx.json']] as const) {
+    const pushed = ctx.fx.imageSboms[key]
+    const image = ctx.fx.lock.artifacts.find((a) => a.ref?.endsWith(`/${repo}:${key === 'api' ? '1.4.2' : '2.0'}`))!
+    assert.equal(image.sboms?.map((x) => ({document: x.document.digest, manifest: x.manifest.digest})), [{document: pushed.digest, manifest: pushed.manifest}], key)
+    const carried = ctx.bundleJson.artifacts.find((a: any) => a.digest === pushed.digest)
+    assert.equal({name: carried.name, kind: carried.kind, source: carried.source}, {name: `${image.name}/sbom/${pushed.digest.slice(7, 19)}.${ext}`, kind: 'file', source: `${host}/${repo}@${pushed.manifest}`})
+    assert.ok(tarEntry(ctx.fx.built.path, `blobs/sha256/${pushed.digest.slice(7)}`).equals(pushed.bytes))
+    const c = ctx.sbom.components.find((x: any) => x['bom-ref'] === image.name)
+    assert.equal(c.externalReferences.map((r: any) => [r.type, r.url, r.hashes[0].content]), [['bom', `blobs/sha256/${pushed.digest.slice(7)}`, pushed.digest.slice(7)]])
+    const file = ctx.sbom.components.find((x: any) => x['bom-ref'] === carried.name)
+    assert.is(file.purl, `pkg:oci/${repo.split('/')[1]}@sha256%3A${pushed.manifest.slice(7)}?repository_url=${host}/${repo}`)
+  }
 })
 
 test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --json holds the document', async () => {

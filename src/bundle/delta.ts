@@ -15,6 +15,7 @@ import {ChunkIndex} from '../chunks/index-format.js'
 import {type BaseIndexes, isChunked, planChunked} from './chunked.js'
 import {readBaseHeaders} from './base-headers.js'
 import {lockDigest, makeBundleDocuments, withoutDocuments} from './documents.js'
+import {imageSbomArtifacts} from './image-sboms.js'
 import type {BundleArtifact} from './format.js'
 
 /** A base bundle for a delta: what it holds, for `build --since` and `verify --base`. */
@@ -142,10 +143,10 @@ export async function loadBase(path: string, options: {checkBlobs?: boolean; onP
     const needsStore = lock.artifacts.some((a) => isChunked(a) || a.kind === 'image')
     if (needsStore && !store) throw usageError('BASE_NOT_A_BUNDLE', `${path}: this lock has chunked artifacts or images; give the base bundle itself`)
     const chunked = lock.artifacts.some(isChunked) ? await planChunked(lock, described.artifacts, {store: store!}) : undefined
-    const artifacts = chunked?.artifacts ?? described.artifacts
+    const artifacts = [...(chunked?.artifacts ?? described.artifacts), ...imageSbomArtifacts(lock)]
     const documents = await makeBundleDocuments(lock, artifacts, async (d, size) => (await store?.readSmall(d, size)) ?? missingDocument(path, d), lockDigest(given))
     const manifest = {...described, artifacts: [...artifacts, ...documents.artifacts]}
-    for (const digest of [...(chunked?.blobs.map((b) => b.digest) ?? []), ...documents.bytes.keys()]) digests.add(digest)
+    for (const digest of [...(chunked?.blobs.map((b) => b.digest) ?? []), ...artifacts.map((a) => a.digest), ...documents.bytes.keys()]) digests.add(digest)
     return makeBase(manifest, sha(serialise(manifest)), digests, new Map(), chunked?.indexes)
   }
   return readBaseBundle(await openBundleInput(path), options)

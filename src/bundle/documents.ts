@@ -10,6 +10,7 @@ import {parseImageDocument, platformString, selectPlatforms} from '../sources/oc
 import type {BlobStore} from '../store/blob-store.js'
 import {sha256Of} from '../store/hashing.js'
 import type {BundleArtifact} from './format.js'
+import {imageSbomArtifacts} from './image-sboms.js'
 import type {BlobFile} from './write.js'
 
 export {PROVENANCE_NAME, SBOM_NAME} from '../attest/identity.js'
@@ -30,11 +31,12 @@ export function isBundleDocument(a: Pick<BundleArtifact, 'kind' | 'source'>): bo
 }
 
 /**
- * The lock without artifacts that are Ferry's own documents (a lock written from an older
- * bundle.json names them): a build makes them anew.
+ * The lock without artifacts that a build makes itself: Ferry's documents and the images' SBOMs
+ * (a lock written back from a bundle.json names them). The build makes them anew.
  */
 export function withoutDocuments(lock: LockFile): LockFile {
-  const kept = lock.artifacts.filter((a) => !isBundleDocument({kind: a.kind, source: a.url}))
+  const made = new Set(imageSbomArtifacts(lock).map((a) => a.name))
+  const kept = lock.artifacts.filter((a) => !isBundleDocument({kind: a.kind, source: a.url}) && !(a.kind === 'file' && made.has(a.name)))
   return kept.length === lock.artifacts.length ? lock : {...lock, artifacts: kept}
 }
 

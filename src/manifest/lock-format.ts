@@ -30,6 +30,21 @@ export const CosignProof = z.strictObject({
 })
 export type CosignProof = z.infer<typeof CosignProof>
 
+const LockedDescriptor = z.strictObject({mediaType: z.string(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), size: z.number().int().nonnegative()})
+
+/** An SBOM the image's registry holds for it (an OCI referrer), pinned when the lock was made. */
+export const ImageSbom = z.strictObject({
+  /** application/vnd.cyclonedx+json or application/spdx+json */
+  artifactType: z.string().min(1),
+  /** the referrer manifest */
+  manifest: LockedDescriptor,
+  /** its layer: the SBOM document itself */
+  document: LockedDescriptor,
+  /** `referrers` (the registry's API) or the fallback tag it was listed under */
+  via: z.string().min(1),
+})
+export type ImageSbom = z.infer<typeof ImageSbom>
+
 export const ArtifactKind = z.enum(['vm', 'k3s', 'kubernetes', 'image', 'file'])
 export type ArtifactKind = z.infer<typeof ArtifactKind>
 
@@ -58,6 +73,8 @@ export const LockedArtifact = z.strictObject({
   upstream: UpstreamProof,
   /** images that must be signed: which cosign key verified which signature */
   cosign: CosignProof.optional(),
+  /** images: the SBOMs their registry holds for them, carried into the bundle */
+  sboms: z.array(ImageSbom).optional(),
   /** chunked deltas (see bundle/chunked.ts): `chunks` for files that asked for it, `whole` for VM images that opted out */
   delta: z.enum(['chunks', 'whole']).optional(),
 })

@@ -2,6 +2,7 @@
 // image with a PGP-signed checksum list, k3s, Kubernetes, a file), a loopback registry with a
 // cosign-signed image and a multi-arch index, locked once and built into `out/`.
 import {execFileSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -13,7 +14,7 @@ import type {LockFile} from '../../src/manifest/lock-format.js'
 import {BlobStore} from '../../src/store/blob-store.js'
 import {generateKeyPair, writeKeyPair} from '../../src/trust/keys.js'
 import {fileSigner} from '../../src/trust/sign.js'
-import {headManifest, makeKey, pushSigTag, writePublicKey, type TestKey} from './cosign.js'
+import {headManifest, makeKey, pushBlob, pushManifest, pushSigTag, writePublicKey, type TestKey} from './cosign.js'
 import {makeImages, skopeo, startRegistry, type Registry} from './registry.js'
 
 export interface AttestFixture {
@@ -26,6 +27,8 @@ export interface AttestFixture {
   priv: string
   otherPub: string
   cosign: TestKey
+  /** the SBOM documents pushed as referrers of the two images */
+  imageSboms: Record<'api' | 'multi', {digest: string; bytes: Buffer; manifest: string}>
   /** the first build */
   built: BuildResult
   /** builds the lock again into `out` with the store `store` (fresh folders give a cold build) */
@@ -47,6 +50,11 @@ export async function makeAttestFixture(prefix: string): Promise<AttestFixture> 
   const cosign = makeKey('ec')
   await writePublicKey(cosign, join(dir, 'app.pub'))
   await pushSigTag(h, 'app/api', (await headManifest(h, 'app/api', '1.4.2')).digest, cosign)
+  // SBOMs the registry holds for the images, as `oras attach` writes them: CycloneDX for api, SPDX for the index
+  const imageSboms = {
+    api: await pushSbomReferrer(h, 'app/api', await headManifest(h, 'app/api', '1.4.2'), 'application/vnd.cyclonedx+json', {bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{type: 'library', name: 'libapi', version: '1.4.2'}]}),
+    multi: await pushSbomReferrer(h, 'app/multi', await headManifest(h, 'app/multi', '2.0'), 'application/spdx+json', {spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'multi', packages: [{SPDXID: 'SPDXRef-multi', name: 'multi', versionInfo: '2.0'}]}),
+  }
   const u = server.url
   const manifest = join(dir, 'site.yaml')
   await writeFile(
@@ -91,6 +99,7 @@ spec:
     priv: release.private,
     otherPub: other.public,
     cosign,
+    imageSboms,
     built,
     build,
     close: async () => {
@@ -104,4 +113,19 @@ spec:
 /** The bytes of one entry of a bundle (GNU tar reads it, not Ferry). */
 export function tarEntry(bundle: string, path: string): Buffer {
   return execFileSync('tar', ['-xOf', bundle, path], {maxBuffer: 256 << 20})
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+
+/** An SBOM as an OCI 1.1 referrer of `image` (artifactType, empty config, one layer), listed in the `sha256-<hex>` tag index. */
+async function pushSbomReferrer(host: string, repo: string, image: {digest: string; size: number; mediaType: string}, type: string, sbom: unknown): Promise<{digest: string; bytes: Buffer; manifest: string}> {
+  const bytes = Buffer.from(JSON.stringify(sbom))
+  const layer = await pushBlob(host, repo, bytes)
+  const empty = await pushBlob(host, repo, Buffer.from('{}'))
+  const manifest = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: type, config: {mediaType: 'application/vnd.oci.empty.v1+json', ...empty}, layers: [{mediaType: type, ...layer}], subject: image}))
+  const digest = await pushManifest(host, repo, `sha256:${createHash('sha256').update(manifest).digest('hex')}`, manifest, OCI_MANIFEST)
+  const index = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{mediaType: OCI_MANIFEST, digest, size: manifest.length, artifactType: type}]}))
+  await pushManifest(host, repo, image.digest.replace(':', '-'), index, OCI_INDEX)
+  return {digest: layer.digest, bytes, manifest: digest}
 }

@@ -8,6 +8,7 @@ import {ImageSources, manifestPlatform} from './image-source.js'
 import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
 import {MEDIA} from './media-types.js'
+import {findSbomReferrers} from './sbom-referrers.js'
 
 /** An image to pin: its reference, and the cosign keys it must be signed by (any one), if any. */
 export interface ImageToPin {
@@ -65,6 +66,8 @@ export async function resolveImages(images: Array<string | ImageToPin>, platform
       const m = signature.manifest
       cosign = {key: key.fingerprint, keyFile: key.file, publicKey: key.pem, form: signature.form, via: signature.via, manifest: {mediaType: m.mediaType || MEDIA.ociManifest, digest: m.digest, size: m.bytes.length}}
     }
+    // SBOMs the registry holds for the image (referrers), pinned now so that every build carries the same
+    const sboms = ref.transport === 'registry' ? await findSbomReferrers(sources.registries, ref, root.digest) : []
     opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length})
     return {
       name: `images/${name}`,
@@ -78,6 +81,7 @@ export async function resolveImages(images: Array<string | ImageToPin>, platform
       imageSize: size,
       upstream: cosign ? {verifiedBy: 'cosign' as const, key: cosign.key} : {verifiedBy: 'registry' as const},
       ...(cosign ? {cosign} : {}),
+      ...(sboms.length ? {sboms} : {}),
     }
   })
 }

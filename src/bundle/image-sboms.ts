@@ -1,0 +1,46 @@
+// The SBOMs an image's registry holds for it (pinned in the lock, see sources/oci/sbom-referrers.ts),
+// carried as `file` artifacts of bundle.json beside their image, so the signature covers them and a
+// device of any version accepts them.
+import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
+import {fetchSbomDocument} from '../sources/oci/sbom-referrers.js'
+import {parseRegistryReference} from '../sources/oci/reference.js'
+import type {RegistryPool} from '../sources/oci/registry-source.js'
+import type {BlobStore} from '../store/blob-store.js'
+import type {BundleArtifact} from './format.js'
+import type {BlobFile} from './write.js'
+
+const extension = (artifactType: string) => (artifactType.includes('spdx') ? 'spdx.json' : 'cdx.json')
+
+/** `registry/repository` of an image artifact's source (`registry/repository:tag@digest`). */
+function repositoryOf(a: LockedArtifact): string {
+  const r = parseRegistryReference(a.url)
+  return `${r.registry}/${r.repository}`
+}
+
+/** bundle.json's entries for the images' SBOMs, in the lock's order: named after their image, sourced from the referrer. */
+export function imageSbomArtifacts(lock: LockFile): BundleArtifact[] {
+  return lock.artifacts.flatMap((a) =>
+    (a.sboms ?? []).map((s) => ({
+      name: `${a.name}/sbom/${s.document.digest.slice('sha256:'.length, 'sha256:'.length + 12)}.${extension(s.artifactType)}`,
+      kind: 'file' as const,
+      digest: s.document.digest,
+      size: s.document.size,
+      mediaType: s.document.mediaType,
+      source: `${repositoryOf(a)}@${s.manifest.digest}`,
+      upstream: {verifiedBy: 'registry' as const},
+    })),
+  )
+}
+
+/** Brings every image SBOM the lock names into the store (from the registry, by digest) unless it is there or `skip` says so. */
+export async function fetchImageSboms(lock: LockFile, store: BlobStore, pool: RegistryPool, skip: (digest: string) => boolean = () => false): Promise<BlobFile[]> {
+  const out: BlobFile[] = []
+  for (const a of lock.artifacts) {
+    for (const s of a.sboms ?? []) {
+      if (skip(s.document.digest)) continue
+      await fetchSbomDocument(pool, parseRegistryReference(a.url), s, store)
+      out.push({digest: s.document.digest, size: s.document.size, path: store.pathOf(s.document.digest)})
+    }
+  }
+  return out
+}

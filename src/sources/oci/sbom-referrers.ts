@@ -1,0 +1,50 @@
+// SBOMs an image's registry holds for it: OCI 1.1 referrers (the referrers API, else the
+// `sha256-<hex>` tag index) whose artifact type is a CycloneDX or SPDX JSON document, as
+// `oras attach`, `syft … | oras` and `docker buildx` write them. Found at lock (pinned by digest),
+// brought into the store at build, and carried in the bundle beside the image.
+import type {BlobStore} from '../../store/blob-store.js'
+import {type Descriptor} from './document.js'
+import {json, readManifest, referrers} from './cosign-find.js'
+import {MEDIA} from './media-types.js'
+import type {RegistryReference} from './reference.js'
+import type {RegistryPool} from './registry-source.js'
+
+export const SBOM_TYPES = ['application/vnd.cyclonedx+json', 'application/spdx+json']
+/** an SBOM larger than this is left where it is */
+const MAX_SBOM = 64 << 20
+
+export interface FoundSbom {
+  artifactType: string
+  /** the referrer manifest */
+  manifest: {mediaType: string; digest: string; size: number}
+  /** its layer holding the document */
+  document: {mediaType: string; digest: string; size: number}
+  /** `referrers` (the API) or the fallback tag it was listed under */
+  via: string
+}
+
+const base = (t: string | undefined) => (t ?? '').split(';')[0].trim()
+const strip = (d: Descriptor) => ({mediaType: d.mediaType, digest: d.digest, size: d.size})
+
+/** The image `digest`'s SBOM referrers in `ref`'s repository, by manifest digest; none is an empty list. */
+export async function findSbomReferrers(pool: RegistryPool, ref: RegistryReference, digest: string): Promise<FoundSbom[]> {
+  const {list, via} = await referrers(pool, ref, digest)
+  const found: FoundSbom[] = []
+  for (const desc of list) {
+    if (!SBOM_TYPES.includes(base(desc.artifactType))) continue
+    const doc = await readManifest(pool.source({...ref, tag: undefined, digest: desc.digest}), {...desc, mediaType: desc.mediaType || MEDIA.ociManifest})
+    if (!doc) continue
+    const body = json(doc)
+    if (body.subject?.digest !== digest || !Array.isArray(body.layers)) continue
+    const layer = body.layers.find((l) => SBOM_TYPES.includes(base(l.mediaType)) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isSafeInteger(l.size) && l.size <= MAX_SBOM)
+    if (!layer) continue
+    found.push({artifactType: base(desc.artifactType), manifest: {mediaType: doc.mediaType || MEDIA.ociManifest, digest: doc.digest, size: doc.bytes.length}, document: strip(layer), via})
+  }
+  return found.sort((x, y) => (x.manifest.digest < y.manifest.digest ? -1 : x.manifest.digest > y.manifest.digest ? 1 : 0))
+}
+
+/** Brings an SBOM document a lock names into the store (checked against its digest) unless it is there. */
+export async function fetchSbomDocument(pool: RegistryPool, ref: RegistryReference, sbom: FoundSbom, store: BlobStore): Promise<void> {
+  if (await store.has(sbom.document.digest)) return
+  await pool.source({...ref, tag: undefined, digest: sbom.manifest.digest}).fetchBlob(store, sbom.document)
+}
