@@ -7,9 +7,6 @@ import {integrityError} from '../errors.js'
 import {isBundleDocument} from './documents.js'
 import type {BundleArtifact, BundleManifest} from './format.js'
 
-/** The documents are kept in memory while the bundle streams by, up to this size each. */
-export const DOCUMENT_MAX = 16 << 20
-
 const hex = (digest: string) => digest.slice('sha256:'.length)
 
 function parse(bytes: Buffer, a: BundleArtifact): Record<string, unknown> {

@@ -5,6 +5,7 @@ import type {ImageContents} from '../attest/artifact.js'
 import {GENERATED_SOURCE, PROVENANCE_MEDIA_TYPE, PROVENANCE_NAME, SBOM_MEDIA_TYPE, SBOM_NAME} from '../attest/identity.js'
 import {makeProvenance} from '../attest/provenance.js'
 import {makeSbom} from '../attest/sbom.js'
+import {usageError} from '../errors.js'
 import {LockFile} from '../manifest/lock-format.js'
 import {parseImageDocument, platformString, selectPlatforms} from '../sources/oci/document.js'
 import type {BlobStore} from '../store/blob-store.js'
@@ -14,6 +15,9 @@ import {imageSbomArtifacts} from './image-sboms.js'
 import type {BlobFile} from './write.js'
 
 export {PROVENANCE_NAME, SBOM_NAME} from '../attest/identity.js'
+
+/** Readers hold a document in memory whole to check it (document-check.ts), up to this size. */
+export const DOCUMENT_MAX = 16 << 20
 
 /** Reads a small blob (an image manifest or index); undefined when it is not at hand. */
 export type ReadDocument = (digest: string, size: number) => Promise<Buffer | undefined>
@@ -81,6 +85,8 @@ function documentArtifact(name: string, mediaType: string, bytes: Buffer): Bundl
 export async function makeBundleDocuments(lock: LockFile, artifacts: BundleArtifact[], read: ReadDocument, digestOfLock = lockDigest(lock)): Promise<BundleDocuments> {
   const bundle = {name: lock.name, version: lock.version, created: lock.resolved, expires: lock.expires, platforms: lock.platforms}
   const sbom = makeSbom(bundle, artifacts, await imageContents(lock, artifacts, read))
+  // readers hold a document whole to check it (document-check.ts): one they could not read is not written
+  if (sbom.length > DOCUMENT_MAX) throw usageError('SBOM_TOO_LARGE', `the SBOM of ${lock.name} ${lock.version} would be ${sbom.length} bytes, above the limit of ${DOCUMENT_MAX}: split the bundle`)
   const sbomArtifact = documentArtifact(SBOM_NAME, SBOM_MEDIA_TYPE, sbom)
   const provenance = makeProvenance({bundle, artifacts: [...artifacts, sbomArtifact], lockDigest: digestOfLock})
   const provenanceArtifact = documentArtifact(PROVENANCE_NAME, PROVENANCE_MEDIA_TYPE, provenance)
