@@ -38,6 +38,7 @@ test('the SBOM is an artifact of bundle.json: its bytes hash to the digest the s
   assert.is(sha(ctx.sbomBytes), entry.digest)
   const v = await ferry(['bundle', 'verify', ctx.fx.built.path, '--key', ctx.fx.pub, '--json'])
   assert.is(v.code, 0, v.stdout + v.stderr)
+  assert.equal(v.json?.result.documents, [SBOM, 'ferry/provenance.intoto.json'])
 })
 
 test('it validates against the official CycloneDX 1.6 JSON schema (ajv) and the CycloneDX library', async () => {

@@ -56,6 +56,8 @@ export interface VerifyReport {
   bytes: number
   /** where each blob's bytes start in the archive (for random reads: a chunked artifact's pack) */
   offsets: Map<string, number>
+  /** the SBOM and provenance found to describe the bundle (absent ones, or left to a base not given, are not) */
+  documentsChecked: string[]
 }
 
 const sha = sha256Of
@@ -238,9 +240,9 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     for (const digest of seen.keys()) {
       if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
     }
-    checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
+    const documentsChecked = checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
-    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets}
+    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets, documentsChecked}
   } finally {
     // a refusal part-way closes the input too: no file is left open behind it
     await entries.return(undefined)
