@@ -102,7 +102,8 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
     const signatures = signatureBlobFiles(await checkLockedSignatures(lock.artifacts, options.store, pool), options.store)
     // The SBOMs the images' registries hold, as the lock pinned them (a delta's base may have them).
     const imageSboms = imageSbomArtifacts(lock)
-    const imageSbomBlobs = await fetchImageSboms(lock, options.store, pool, (d) => !!since?.has(d))
+    const imageSbomBlobs = () => fetchImageSboms(lock, options.store, pool, (d) => !!since?.has(d))
+    await imageSbomBlobs()
     const described = describeLock(lock)
     const indexJson = described.indexJson
     // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).
@@ -129,7 +130,7 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
     const shipped = [...chunked.artifacts, ...imageSboms]
     const documents = await makeBundleDocuments(lock, shipped, (d, size) => options.store.readSmall(d, size), lockDigest(given))
     const documentBlobs = async () => (await storeDocuments(documents, options.store)).filter((b) => !since?.has(b.digest))
-    const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...imageSbomBlobs, ...(await documentBlobs())]}})
+    const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...(await imageSbomBlobs()), ...(await documentBlobs())]}})
     const leftOut = [...images.omitted, ...[...imageSboms, ...documents.artifacts].map((a) => a.digest).filter((d) => since?.has(d))]
     if (leftOut.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...leftOut])].sort())
     const manifest: BundleManifest = {

@@ -183,7 +183,8 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       }
       const sink = await options.blobSink?.(digest, entry.size)
       const hash = createHash('sha256')
-      const document = documents.has(digest) && entry.size <= DOCUMENT_MAX
+      const document = documents.has(digest)
+      if (document && entry.size > DOCUMENT_MAX) throw integrityError('ENTRY_TOO_LARGE', `the SBOM or provenance ${digest} is ${entry.size} bytes, above the limit of ${DOCUMENT_MAX}`)
       const keep = document || (entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL)
       const kept: Buffer[] = []
       try {
@@ -204,7 +205,8 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       if (kept.length) {
         const bytes = Buffer.concat(kept)
         retained.set(digest, bytes)
-        retainedBytes += bytes.length
+        // (documents have their own limit)
+        if (!document) retainedBytes += bytes.length
       }
       seen.set(digest, entry.size)
       offsets.set(digest, entry.offset)

@@ -40,7 +40,9 @@ export async function findSbomReferrers(pool: RegistryPool, ref: RegistryReferen
     if (!layer) continue
     found.push({artifactType: base(desc.artifactType), manifest: {mediaType: doc.mediaType || MEDIA.ociManifest, digest: doc.digest, size: doc.bytes.length}, document: strip(layer), via})
   }
-  return found.sort((x, y) => (x.manifest.digest < y.manifest.digest ? -1 : x.manifest.digest > y.manifest.digest ? 1 : 0))
+  // one document attached twice is carried once (the first referrer, by manifest digest)
+  found.sort((x, y) => (x.manifest.digest < y.manifest.digest ? -1 : x.manifest.digest > y.manifest.digest ? 1 : 0))
+  return found.filter((f, i) => found.findIndex((g) => g.document.digest === f.document.digest) === i)
 }
 
 /** Brings an SBOM document a lock names into the store (checked against its digest) unless it is there. */
