@@ -4,7 +4,7 @@
 // by the signature, and refused by bundle verify when tampered with.
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -161,6 +161,21 @@ test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --js
   const wrong = await ferry(['bundle', 'sbom', ctx.fx.built.path, '--key', ctx.fx.otherPub, '--json'])
   assert.is(wrong.code, 4, wrong.stdout)
   assert.is(wrong.json?.status, 4)
+})
+
+test('bundle sbom reads a bundle written to a stick in parts, the SBOM straddling two of them', async () => {
+  const stick = join(ctx.fx.dir, 'stick')
+  await mkdir(stick)
+  // where the SBOM's bytes start (GNU tar numbers the header blocks): the first part ends in its middle
+  const hex = ctx.bundleJson.artifacts.find((a: any) => a.name === SBOM).digest.slice(7)
+  const line = execFileSync('tar', ['--block-number', '-tf', ctx.fx.built.path]).toString().split('\n').find((l) => l.endsWith(hex))!
+  const start = (Number(/^block (\d+):/.exec(line)![1]) + 1) * 512
+  const w = await ferry(['usb', 'write', ctx.fx.built.path, stick, '--part-size', String(start + (ctx.sbomBytes.length >> 1)), '--json'])
+  assert.is(w.code, 0, w.stdout + w.stderr)
+  assert.ok(w.json?.result.parts.length >= 2)
+  const r = await ferry(['bundle', 'sbom', stick])
+  assert.is(r.code, 0, r.stderr)
+  assert.is(r.stdout, ctx.sbomBytes.toString('utf8'))
 })
 
 test('reproducible: a second cold build of the lock gives the same SBOM bytes (serial number from the content)', async () => {
