@@ -129,20 +129,24 @@ test('the signatures that were checked: the cosign key fingerprint and the PGP k
   assert.ok(vm.externalReferences.some((r: any) => r.type === 'digital-signature' && r.url === art.upstream.signatureUrl))
 })
 
-test('SBOMs the registry holds for an image (OCI referrers) are pinned by the lock, carried beside the image and linked from it', async () => {
+test('SBOMs the registry holds for an image (OCI referrers, cosign attestations) are pinned by the lock, carried beside the image and linked from it', async () => {
   const host = ctx.fx.registry.host
-  for (const [key, repo, ext] of [['api', 'app/api', 'cdx.json'], ['multi', 'app/multi', 'spdx.json']] as const) {
-    const pushed = ctx.fx.imageSboms[key]
-    const image = ctx.fx.lock.artifacts.find((a) => a.ref?.endsWith(`/${repo}:${key === 'api' ? '1.4.2' : '2.0'}`))!
-    assert.equal(image.sboms?.map((x) => ({document: x.document.digest, manifest: x.manifest.digest})), [{document: pushed.digest, manifest: pushed.manifest}], key)
-    const carried = ctx.bundleJson.artifacts.find((a: any) => a.digest === pushed.digest)
-    assert.equal({name: carried.name, kind: carried.kind, source: carried.source}, {name: `${image.name}/sbom/${pushed.digest.slice(7, 19)}.${ext}`, kind: 'file', source: `${host}/${repo}@${pushed.manifest}`})
-    assert.ok(tarEntry(ctx.fx.built.path, `blobs/sha256/${pushed.digest.slice(7)}`).equals(pushed.bytes))
+  const sboms = ctx.fx.imageSboms
+  const expected = {api: [[sboms.api, 'cdx.json']], multi: [[sboms.multi, 'spdx.json'], [sboms.multiAttestation, 'cdx.att.json']]} as const
+  for (const [key, repo, tag] of [['api', 'app/api', '1.4.2'], ['multi', 'app/multi', '2.0']] as const) {
+    const image = ctx.fx.lock.artifacts.find((a) => a.ref?.endsWith(`/${repo}:${tag}`))!
+    assert.equal(image.sboms?.map((x) => ({document: x.document.digest, manifest: x.manifest.digest})), expected[key].map(([p]) => ({document: p.digest, manifest: p.manifest})), key)
     const c = ctx.sbom.components.find((x: any) => x['bom-ref'] === image.name)
-    assert.equal(c.externalReferences.map((r: any) => [r.type, r.url, r.hashes[0].content]), [['bom', `blobs/sha256/${pushed.digest.slice(7)}`, pushed.digest.slice(7)]])
-    const file = ctx.sbom.components.find((x: any) => x['bom-ref'] === carried.name)
-    assert.is(file.purl, `pkg:oci/${repo.split('/')[1]}@sha256%3A${pushed.manifest.slice(7)}?repository_url=${host}/${repo}`)
+    assert.equal(c.externalReferences.map((r: any) => [r.type, r.url, r.hashes[0].content]), expected[key].map(([p]) => ['bom', `blobs/sha256/${p.digest.slice(7)}`, p.digest.slice(7)]), key)
+    for (const [pushed, ext] of expected[key]) {
+      const carried = ctx.bundleJson.artifacts.find((a: any) => a.digest === pushed.digest)
+      assert.equal({name: carried.name, kind: carried.kind, source: carried.source}, {name: `${image.name}/sbom/${pushed.digest.slice(7, 19)}.${ext}`, kind: 'file', source: `${host}/${repo}@${pushed.manifest}`})
+      assert.ok(tarEntry(ctx.fx.built.path, `blobs/sha256/${pushed.digest.slice(7)}`).equals(pushed.bytes))
+      const file = ctx.sbom.components.find((x: any) => x['bom-ref'] === carried.name)
+      assert.is(file.purl, `pkg:oci/${repo.split('/')[1]}@sha256%3A${pushed.manifest.slice(7)}?repository_url=${host}/${repo}`)
+    }
   }
+  assert.is(ctx.fx.lock.artifacts.find((a) => a.name.endsWith('/app/multi:2.0'))!.sboms![1].predicateType, 'https://cyclonedx.org/bom')
 })
 
 test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --json holds the document', async () => {

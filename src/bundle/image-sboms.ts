@@ -9,7 +9,8 @@ import type {BlobStore} from '../store/blob-store.js'
 import type {BundleArtifact} from './format.js'
 import type {BlobFile} from './write.js'
 
-const extension = (artifactType: string) => (artifactType.includes('spdx') ? 'spdx.json' : 'cdx.json')
+/** `.cdx.json` / `.spdx.json`; a cosign attestation (a DSSE envelope around the SBOM) `.cdx.att.json` / `.spdx.att.json` */
+const extension = (s: {artifactType: string; predicateType?: string}) => `${(s.predicateType ?? s.artifactType).includes('spdx') ? 'spdx' : 'cdx'}${s.predicateType ? '.att' : ''}.json`
 
 /** `registry/repository` of an image artifact's source (`registry/repository:tag@digest`). */
 function repositoryOf(a: LockedArtifact): string {
@@ -21,7 +22,7 @@ function repositoryOf(a: LockedArtifact): string {
 export function imageSbomArtifacts(lock: LockFile): BundleArtifact[] {
   return lock.artifacts.flatMap((a) =>
     (a.sboms ?? []).map((s) => ({
-      name: `${a.name}/sbom/${s.document.digest.slice('sha256:'.length, 'sha256:'.length + 12)}.${extension(s.artifactType)}`,
+      name: `${a.name}/sbom/${s.document.digest.slice('sha256:'.length, 'sha256:'.length + 12)}.${extension(s)}`,
       kind: 'file' as const,
       digest: s.document.digest,
       size: s.document.size,

@@ -34,13 +34,15 @@ const LockedDescriptor = z.strictObject({mediaType: z.string(), digest: z.string
 
 /** An SBOM the image's registry holds for it (an OCI referrer), pinned when the lock was made. */
 export const ImageSbom = z.strictObject({
-  /** application/vnd.cyclonedx+json or application/spdx+json */
+  /** application/vnd.cyclonedx+json or application/spdx+json; a cosign attestation: application/vnd.dsse.envelope.v1+json */
   artifactType: z.string().min(1),
+  /** a cosign attestation: its in-toto predicate type (https://cyclonedx.org/bom, https://spdx.dev/Document) */
+  predicateType: z.string().min(1).optional(),
   /** the referrer manifest */
   manifest: LockedDescriptor,
   /** its layer: the SBOM document itself */
   document: LockedDescriptor,
-  /** `referrers` (the registry's API) or the fallback tag it was listed under */
+  /** `referrers` (the registry's API), or the tag it was found under (`sha256-<hex>`, `sha256-<hex>.att`) */
   via: z.string().min(1),
 })
 export type ImageSbom = z.infer<typeof ImageSbom>
