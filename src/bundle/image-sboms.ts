@@ -1,13 +1,10 @@
 // The SBOMs an image's registry holds for it (pinned in the lock, see sources/oci/sbom-referrers.ts),
 // carried as `file` artifacts of bundle.json beside their image, so the signature covers them and a
-// device of any version accepts them.
+// device of any version accepts them. Their names and entries only (image-sbom-fetch.ts brings them
+// in): `bundle verify` reads this without loading any registry code.
 import type {LockedArtifact, LockFile} from '../manifest/lock-format.js'
-import {fetchSbomDocument} from '../sources/oci/sbom-referrers.js'
 import {parseRegistryReference} from '../sources/oci/reference.js'
-import type {RegistryPool} from '../sources/oci/registry-source.js'
-import type {BlobStore} from '../store/blob-store.js'
 import type {BundleArtifact} from './format.js'
-import type {BlobFile} from './write.js'
 
 /** `.cdx.json` / `.spdx.json`; a cosign attestation (a DSSE envelope around the SBOM) `.cdx.att.json` / `.spdx.att.json` */
 const extension = (s: {artifactType: string; predicateType?: string}) => `${(s.predicateType ?? s.artifactType).includes('spdx') ? 'spdx' : 'cdx'}${s.predicateType ? '.att' : ''}.json`
@@ -31,17 +28,4 @@ export function imageSbomArtifacts(lock: LockFile): BundleArtifact[] {
       upstream: {verifiedBy: 'registry' as const},
     })),
   )
-}
-
-/** Brings every image SBOM the lock names into the store (from the registry, by digest) unless it is there or `skip` says so. */
-export async function fetchImageSboms(lock: LockFile, store: BlobStore, pool: RegistryPool, skip: (digest: string) => boolean = () => false): Promise<BlobFile[]> {
-  const out: BlobFile[] = []
-  for (const a of lock.artifacts) {
-    for (const s of a.sboms ?? []) {
-      if (skip(s.document.digest)) continue
-      await fetchSbomDocument(pool, parseRegistryReference(a.url), s, store)
-      out.push({digest: s.document.digest, size: s.document.size, path: store.pathOf(s.document.digest)})
-    }
-  }
-  return out
 }

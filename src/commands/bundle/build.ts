@@ -6,7 +6,7 @@ import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {proxyFlag, registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
-import {loadBuildInput} from '../../manifest/lock-read.js'
+import {loadBuildInput} from '../../manifest/build-input.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
@@ -30,6 +30,8 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     {description: 'Move devices to a new signing key (adopted when they commit this release)', command: '<%= config.bin %> bundle build site.lock.json --key keys/old.key.asc --rotate-to keys/new.pub.asc'},
   ]
 
+  static interruptible = true
+
   static args = {
     input: Args.string({description: 'manifest (.yaml) or lock (.lock.json)', required: true}),
   }
@@ -51,6 +53,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     const {args, flags} = await this.parse(BundleBuild)
     const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
+    this.onInterrupt(() => `no bundle was written; what was downloaded is kept in the store ${store.root} (unfinished downloads in ${store.root}/partial): run the same command again to resume`)
     const registry = registryOptions(flags)
     const lock = await loadBuildInput(args.input, {store, registry, onProgress: this.progress()})
     const since = flags.since ? await loadBase(flags.since, {onProgress: this.progress(), store}) : undefined

@@ -40,14 +40,18 @@ export default class BundleInspect extends BaseCommand {
     const files = m.artifacts.filter((a) => a.kind !== 'image' && !isBundleDocument(a))
     const documents = m.artifacts.filter(isBundleDocument)
     const width = Math.max(...files.map((a) => a.name.length), 4)
+    const vw = Math.max(...files.map((a) => (a.version ?? '-').length), 7)
+    if (files.length) this.say(`    ${'name'.padEnd(width)}  ${'kind'.padEnd(10)} ${'version'.padEnd(vw)} ${'size'.padStart(10)}  ${'sha256 of the file'.padEnd(19)}  verified by`)
     for (const a of files) {
-      this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
+      this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${(a.version ?? '-').padEnd(vw)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
     }
     if (info.images.length) {
       this.say(`  images:`)
-      const w = Math.max(...info.images.map((i) => i.ref.length))
+      const w = Math.max(...info.images.map((i) => i.ref.length), 9)
+      const iw = Math.max(...info.images.map((i) => (i.version ?? '-').length), 7)
+      this.say(`    ${'reference'.padEnd(w)}  ${'version'.padEnd(iw)}  ${'manifest digest'.padEnd(19)}  ${'platforms'.padEnd(12)} ${'size'.padStart(10)}  signature`)
       for (const i of info.images) {
-        this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
+        this.say(`    ${i.ref.padEnd(w)}  ${(i.version ?? '-').padEnd(iw)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
       }
     }
     if (info.chunked.length) {
