@@ -132,7 +132,7 @@ test('the signatures that were checked: the cosign key fingerprint and the PGP k
 test('SBOMs the registry holds for an image (OCI referrers, cosign attestations) are pinned by the lock, carried beside the image and linked from it', async () => {
   const host = ctx.fx.registry.host
   const sboms = ctx.fx.imageSboms
-  const expected = {api: [[sboms.api, 'cdx.json']], multi: [[sboms.multi, 'spdx.json'], [sboms.multiAttestation, 'cdx.att.json']]} as const
+  const expected = {api: [[sboms.api, 'cdx.json'], [sboms.attested, 'cdx.att.json'], [sboms.otherKey, 'cdx.att.json']], multi: [[sboms.multi, 'spdx.json']]} as const
   for (const [key, repo, tag] of [['api', 'app/api', '1.4.2'], ['multi', 'app/multi', '2.0']] as const) {
     const image = ctx.fx.lock.artifacts.find((a) => a.ref?.endsWith(`/${repo}:${tag}`))!
     assert.equal(image.sboms?.map((x) => ({document: x.document.digest, manifest: x.manifest.digest})), expected[key].map(([p]) => ({document: p.digest, manifest: p.manifest})), key)
@@ -146,7 +146,14 @@ test('SBOMs the registry holds for an image (OCI referrers, cosign attestations)
       assert.is(file.purl, `pkg:oci/${repo.split('/')[1]}@sha256%3A${pushed.manifest.slice(7)}?repository_url=${host}/${repo}`)
     }
   }
-  assert.is(ctx.fx.lock.artifacts.find((a) => a.name.endsWith('/app/multi:2.0'))!.sboms![1].predicateType, 'https://cyclonedx.org/bom')
+  // the attestation the image's own cosign key signed says so; the other is carried as the registry had it
+  const api = ctx.fx.lock.artifacts.find((a) => a.name.endsWith('/app/api:1.4.2'))!
+  assert.equal(api.sboms!.map((x) => [x.predicateType, x.key]), [[undefined, undefined], ['https://cyclonedx.org/bom', ctx.fx.cosign.fingerprint], ['https://cyclonedx.org/bom', undefined]])
+  const upstream = (d: string) => ctx.bundleJson.artifacts.find((a: any) => a.digest === d).upstream
+  assert.equal(upstream(sboms.attested.digest), {verifiedBy: 'cosign', key: ctx.fx.cosign.fingerprint})
+  assert.equal(upstream(sboms.otherKey.digest), {verifiedBy: 'registry'})
+  const props = (d: string) => ctx.sbom.components.find((x: any) => x.hashes[0].content === d.slice(7)).properties
+  assert.ok(props(sboms.attested.digest).some((p: any) => p.name === 'ferry:cosign:key' && p.value === ctx.fx.cosign.fingerprint))
 })
 
 test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --json holds the document', async () => {

@@ -25,7 +25,8 @@ export function imageSbomArtifacts(lock: LockFile): BundleArtifact[] {
       size: s.document.size,
       mediaType: s.document.mediaType,
       source: `${repositoryOf(a)}@${s.manifest.digest}`,
-      upstream: {verifiedBy: 'registry' as const},
+      // a cosign attestation signed by the image's key at lock; else pinned by digest only
+      upstream: s.key ? {verifiedBy: 'cosign' as const, key: s.key} : {verifiedBy: 'registry' as const},
     })),
   )
 }

@@ -44,6 +44,8 @@ export const ImageSbom = z.strictObject({
   document: LockedDescriptor,
   /** `referrers` (the registry's API), or the tag it was found under (`sha256-<hex>`, `sha256-<hex>.att`) */
   via: z.string().min(1),
+  /** a cosign attestation whose signature the image's cosign key verified: that key (`sha256:` of its DER) */
+  key: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
 })
 export type ImageSbom = z.infer<typeof ImageSbom>
 

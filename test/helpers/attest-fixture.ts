@@ -28,7 +28,7 @@ export interface AttestFixture {
   otherPub: string
   cosign: TestKey
   /** the SBOM documents pushed as referrers of the two images */
-  imageSboms: Record<'api' | 'multi' | 'multiAttestation', {digest: string; bytes: Buffer; manifest: string}>
+  imageSboms: Record<'api' | 'multi' | 'attested' | 'otherKey', {digest: string; bytes: Buffer; manifest: string}>
   /** the first build */
   built: BuildResult
   /** builds the lock again into `out` with the store `store` (fresh folders give a cold build) */
@@ -54,9 +54,10 @@ export async function makeAttestFixture(prefix: string): Promise<AttestFixture> 
   const imageSboms = {
     api: await pushSbomReferrer(h, 'app/api', await headManifest(h, 'app/api', '1.4.2'), 'application/vnd.cyclonedx+json', {bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{type: 'library', name: 'libapi', version: '1.4.2'}]}),
     multi: await pushSbomReferrer(h, 'app/multi', await headManifest(h, 'app/multi', '2.0'), 'application/spdx+json', {spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'multi', packages: [{SPDXID: 'SPDXRef-multi', name: 'multi', versionInfo: '2.0'}]}),
-    // and as `cosign attest --type cyclonedx` writes it: a DSSE envelope under the .att tag
-    multiAttestation: await pushSbomAttestation(h, 'app/multi', (await headManifest(h, 'app/multi', '2.0')).digest, cosign, {bomFormat: 'CycloneDX', specVersion: '1.6', version: 1}),
   }
+  // and as `cosign attest --type cyclonedx` writes them: DSSE envelopes under api's .att tag, one
+  // signed by the key that signs the image, one by another key
+  const [attested, otherKey] = await pushSbomAttestations(h, 'app/api', (await headManifest(h, 'app/api', '1.4.2')).digest, [cosign, makeKey('ec')])
   const u = server.url
   const manifest = join(dir, 'site.yaml')
   await writeFile(
@@ -101,7 +102,7 @@ spec:
     priv: release.private,
     otherPub: other.public,
     cosign,
-    imageSboms,
+    imageSboms: {...imageSboms, attested, otherKey},
     built,
     build,
     close: async () => {
@@ -132,21 +133,24 @@ async function pushSbomReferrer(host: string, repo: string, image: {digest: stri
   return {digest: layer.digest, bytes, manifest: digest}
 }
 
-/** A cosign attestation of a CycloneDX predicate: the `sha256-<hex>.att` manifest, its layer a DSSE envelope over an in-toto statement. */
-async function pushSbomAttestation(host: string, repo: string, digest: string, key: TestKey, predicate: unknown): Promise<{digest: string; bytes: Buffer; manifest: string}> {
-  const statement = Buffer.from(JSON.stringify({_type: 'https://in-toto.io/Statement/v1', subject: [{name: `${host}/${repo}`, digest: {sha256: digest.slice(7)}}], predicateType: 'https://cyclonedx.org/bom', predicate}))
+/** cosign attestations of CycloneDX predicates: the `sha256-<hex>.att` manifest, one DSSE envelope layer per key. */
+async function pushSbomAttestations(host: string, repo: string, digest: string, keys: TestKey[]): Promise<Array<{digest: string; bytes: Buffer; manifest: string}>> {
   const type = 'application/vnd.in-toto+json'
-  const envelope = Buffer.from(JSON.stringify({payloadType: type, payload: statement.toString('base64'), signatures: [{keyid: '', sig: signBytes(key, pae(type, statement)).toString('base64')}]}))
-  const layer = await pushBlob(host, repo, envelope)
-  const config = await pushBlob(host, repo, Buffer.from(JSON.stringify({architecture: '', os: '', rootfs: {type: 'layers', diff_ids: [layer.digest]}, config: {}})))
+  const layers = []
+  for (const [i, key] of keys.entries()) {
+    const statement = Buffer.from(JSON.stringify({_type: 'https://in-toto.io/Statement/v1', subject: [{name: `${host}/${repo}`, digest: {sha256: digest.slice(7)}}], predicateType: 'https://cyclonedx.org/bom', predicate: {bomFormat: 'CycloneDX', specVersion: '1.6', version: i + 1}}))
+    const envelope = Buffer.from(JSON.stringify({payloadType: type, payload: statement.toString('base64'), signatures: [{keyid: '', sig: signBytes(key, pae(type, statement)).toString('base64')}]}))
+    layers.push({envelope, desc: await pushBlob(host, repo, envelope)})
+  }
+  const config = await pushBlob(host, repo, Buffer.from(JSON.stringify({architecture: '', os: '', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.desc.digest)}, config: {}})))
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
-      layers: [{mediaType: 'application/vnd.dsse.envelope.v1+json', ...layer, annotations: {'dev.cosignproject.cosign/signature': '', predicateType: 'https://cyclonedx.org/bom'}}],
+      layers: layers.map((l) => ({mediaType: 'application/vnd.dsse.envelope.v1+json', ...l.desc, annotations: {'dev.cosignproject.cosign/signature': '', predicateType: 'https://cyclonedx.org/bom'}})),
     }),
   )
   const at = await pushManifest(host, repo, `${digest.replace(':', '-')}.att`, manifest, OCI_MANIFEST)
-  return {digest: layer.digest, bytes: envelope, manifest: at}
+  return layers.map((l) => ({digest: l.desc.digest, bytes: l.envelope, manifest: at}))
 }

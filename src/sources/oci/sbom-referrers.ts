@@ -4,7 +4,7 @@
 // `sha256-<hex>.att` tag). Found at lock (pinned by digest), brought into the store at build, and
 // carried in the bundle beside the image.
 import type {BlobStore} from '../../store/blob-store.js'
-import {type Descriptor} from './document.js'
+import {MAX_CONFIG, type Descriptor} from './document.js'
 import {json, readManifest, referrers} from './cosign-find.js'
 import {MEDIA} from './media-types.js'
 import type {RegistryReference} from './reference.js'
@@ -29,6 +29,8 @@ export interface FoundSbom {
   document: {mediaType: string; digest: string; size: number}
   /** `referrers` (the API) or the fallback tag it was listed under */
   via: string
+  /** a cosign attestation signed by the image's cosign key: that key's fingerprint */
+  key?: string
 }
 
 const base = (t: string | undefined) => (t ?? '').split(';')[0].trim()
@@ -74,4 +76,10 @@ export async function findSbomReferrers(pool: RegistryPool, ref: RegistryReferen
 export async function fetchSbomDocument(pool: RegistryPool, ref: RegistryReference, sbom: FoundSbom, store: BlobStore): Promise<void> {
   if (await store.has(sbom.document.digest)) return
   await pool.source({...ref, tag: undefined, digest: sbom.manifest.digest}).fetchBlob(store, sbom.document)
+}
+
+/** A cosign attestation's envelope, read whole when small enough to check (at most 4 MiB); undefined otherwise. */
+export async function readAttestation(pool: RegistryPool, ref: RegistryReference, sbom: FoundSbom): Promise<Buffer | undefined> {
+  if (!sbom.predicateType || sbom.document.size > MAX_CONFIG) return undefined
+  return pool.source({...ref, tag: undefined, digest: sbom.manifest.digest}).config(sbom.document)
 }
