@@ -14,7 +14,9 @@ export default class BundleVerify extends BaseCommand {
 
 A delta is checked against its base (--base): the blobs it leaves out must be there, and each chunked artifact (a VM image carried as a pack of new chunks) is rebuilt as a stream from the base's copy and the pack, every chunk and the whole file's sha256 checked; nothing is written.
 
-Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated, misplaced or unsafe entries (links, absolute paths, ".."), wrong digests or sizes. Refused with exit 4 (trust): no signature, a signature by a key you did not give, an expired bundle.`
+The SBOM and provenance the bundle carries must describe it: every artifact listed with its digest.
+
+Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated, misplaced or unsafe entries (links, absolute paths, ".."), wrong digests or sizes, an SBOM or provenance that does not match the bundle (DOCUMENT_MISMATCH). Refused with exit 4 (trust): no signature, a signature by a key you did not give, an expired bundle.`
 
   static examples = [
     '<%= config.bin %> bundle verify bundles/edge-site-2026.11.0.ferry.tar --key keys/release.pub.asc',
@@ -47,6 +49,7 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     this.say(`  bundle.json digest ${report.manifestDigest} (names this release in deltas and on devices; not the file's sha256)`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}: ${m.omitted?.length ?? 0} blob(s) found in the base`)
     if (rebuilt) this.say(`  ${rebuilt} chunked artifact(s) rebuilt from the base and the pack: every chunk and the whole file match`)
+    if (report.documentsChecked.length) this.say(`  ${report.documentsChecked.join(' and ')} describe exactly what it carries`)
     return {
       path: input.label,
       name: m.name,
@@ -57,6 +60,7 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
       bytes: report.bytes,
       /** sha256 of bundle.json, not of the file */
       digest: report.manifestDigest,
+      documents: report.documentsChecked,
       ...(m.base ? {base: m.base, omitted: m.omitted ?? [], rebuilt} : {}),
     }
   }
