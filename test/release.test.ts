@@ -253,6 +253,26 @@ test('--deltas defaults to 3: the newest three releases, newest first; off a ter
   assert.not.match(r.stdout + r.stderr, /\x1b\[|\r/)
 })
 
+test('--keep defaults to 6: the seventh release prunes the first, with every delta that starts from it', async () => {
+  await ctx.fx.patchVm(100 << 10, 4096, 'month-6')
+  const sixth = await run()
+  assert.is(sixth.code, 0, sixth.stderr)
+  assert.equal(sixth.json!.result.pruned, [])
+  ctx.versions.push(sixth.json!.result.version)
+  await ctx.fx.patchVm(400 << 10, 4096, 'month-7')
+  const seventh = await run()
+  assert.is(seventh.code, 0, seventh.stderr)
+  ctx.versions.push(seventh.json!.result.version)
+  const [first, ...rest] = ctx.versions
+  const gone = [`${first}.ferry.tar`, `${first}.lock.json`, `${first}.changes.md`, `${first}.changes.json`, ...rest.slice(0, 3).map((v) => `${v}-from-${first}.ferry.tar`)]
+  assert.equal([...seventh.json!.result.pruned].sort(), gone.map((f) => join(ctx.dir, `edge-site-${f}`)).sort())
+  for (const f of gone) assert.ok(!existsSync(join(ctx.dir, `edge-site-${f}`)), `${f} removed`)
+  const releases = (await ferry(['release', 'list', ctx.dir, '--json'])).json!.result.releases
+  assert.equal(releases.map((x: {version: string}) => x.version), rest)
+  assert.ok(releases.every((x: {deltas: Array<{from: string}>}) => x.deltas.every((d) => d.from !== first)))
+  ctx.versions.shift()
+})
+
 test('version auto: two releases resolved in the same minute, and one after the clock went back, each get a version above every release', async () => {
   const dir = join(ctx.fx.root, 'same-minute')
   const common = {manifest: ctx.fx.manifest, dir, signers: [await fileSigner(ctx.fx.key)], store: new BlobStore(ctx.fx.store)}
