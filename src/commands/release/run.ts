@@ -20,6 +20,8 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
     {description: 'Sign through gpg-agent, keep a year of releases, print one JSON object', command: '<%= config.bin %> release run site.yaml --gpg-key 0123456789ABCDEF0123456789ABCDEF01234567 --out /srv/ferry/releases --keep 12 --json'},
   ]
 
+  static interruptible = true
+
   static args = {
     manifest: Args.string({description: 'manifest (.yaml); resolved afresh on every run', required: true}),
   }
@@ -39,6 +41,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
     const {args, flags} = await this.parse(ReleaseRun)
     const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
+    this.onInterrupt(() => `no release was recorded and the releases in ${flags.out} are untouched; the resolved lock (pending.lock.json, once saved) and the downloads in the store ${store.root} are kept: run the same command again to finish this release`)
     const result = await runRelease({
       manifest: args.manifest,
       dir: flags.out,
