@@ -11,6 +11,7 @@ import type {BlobStore} from '../store/blob-store.js'
 import {sha256Of} from '../store/hashing.js'
 import type {BundleArtifact} from './format.js'
 import type {BlobFile} from './write.js'
+import {isBundleDocument} from './document-kind.js'
 
 export {PROVENANCE_NAME, SBOM_NAME} from '../attest/identity.js'
 
@@ -24,10 +25,7 @@ export interface BundleDocuments {
   bytes: Map<string, Buffer>
 }
 
-/** The SBOM or provenance entry of bundle.json: written by Ferry at build, not fetched. */
-export function isBundleDocument(a: Pick<BundleArtifact, 'kind' | 'source'>): boolean {
-  return a.kind === 'file' && a.source === GENERATED_SOURCE
-}
+export {isBundleDocument} from './document-kind.js'
 
 /**
  * The lock without artifacts that are Ferry's own documents (a lock written from an older
