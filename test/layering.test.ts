@@ -109,7 +109,7 @@ layering('bundle verify of a full bundle loads neither the build, the delta code
     assert.equal(run.code, 0, run.stderr)
     const ours = run.modules.filter((u) => u.includes('/dist/')).map((u) => u.slice(u.indexOf('/dist/') + 6))
     assert.ok(ours.includes('commands/bundle/verify.js') && ours.includes('bundle/verify.js'), `the hook saw the command: ${ours.join(' ')}`)
-    const heavy = ours.filter((m) => /^(bundle\/(build|assemble|write|delta|chunked|chunk-rebuild|push.*)|sources\/(http|oci\/registry.*|net\/transport)|manifest\/(lock|load)|chunks\/(rebuild|chunker.*)|store\/blob-store)\.js$/.test(m))
+    const heavy = ours.filter((m) => /^(bundle\/(build|assemble|write|delta|chunked|chunk-rebuild|documents|push.*)|attest\/sbom|sources\/(http|oci\/registry.*|net\/transport)|manifest\/(lock|load)|chunks\/(rebuild|chunker.*)|store\/blob-store)\.js$/.test(m))
     assert.equal(heavy, [])
     assert.equal(run.modules.filter((u) => /node_modules\/(undici|yaml)\//.test(u)), [])
   } finally {

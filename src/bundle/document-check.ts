@@ -4,7 +4,7 @@
 import {PROVENANCE_MEDIA_TYPE, SBOM_MEDIA_TYPE} from '../attest/identity.js'
 import {SLSA_PROVENANCE, STATEMENT_TYPE} from '../attest/provenance.js'
 import {integrityError} from '../errors.js'
-import {isBundleDocument} from './documents.js'
+import {isBundleDocument} from './document-kind.js'
 import type {BundleArtifact, BundleManifest} from './format.js'
 
 const hex = (digest: string) => digest.slice('sha256:'.length)

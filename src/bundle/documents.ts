@@ -13,11 +13,11 @@ import {sha256Of} from '../store/hashing.js'
 import type {BundleArtifact} from './format.js'
 import {imageSbomArtifacts} from './image-sboms.js'
 import type {BlobFile} from './write.js'
+import {DOCUMENT_MAX, isBundleDocument} from './document-kind.js'
 
 export {PROVENANCE_NAME, SBOM_NAME} from '../attest/identity.js'
 
 /** Readers hold a document in memory whole to check it (document-check.ts), up to this size. */
-export const DOCUMENT_MAX = 16 << 20
 
 /** Reads a small blob (an image manifest or index); undefined when it is not at hand. */
 export type ReadDocument = (digest: string, size: number) => Promise<Buffer | undefined>
@@ -29,10 +29,7 @@ export interface BundleDocuments {
   bytes: Map<string, Buffer>
 }
 
-/** The SBOM or provenance entry of bundle.json: written by Ferry at build, not fetched. */
-export function isBundleDocument(a: Pick<BundleArtifact, 'kind' | 'source'>): boolean {
-  return a.kind === 'file' && a.source === GENERATED_SOURCE
-}
+export {DOCUMENT_MAX, isBundleDocument} from './document-kind.js'
 
 /**
  * The lock without artifacts that a build makes itself: Ferry's documents and the images' SBOMs
