@@ -9,7 +9,7 @@ import {mapPool} from '../sources/pool.js'
 import {syncDir} from '../store/atomic-file.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {BlobWriter} from '../store/blob-writer.js'
-import {asLocalIoError, FerryError} from '../errors.js'
+import {asLocalIoError, ExitCode, FerryError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
 import type {BuildOptions} from './build-options.js'
 import type {BlobJob, PlannedImages} from './images.js'
@@ -171,6 +171,8 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN && !parked.has(j.digest)).map((j) => j.digest) : [])
   /** bytes each in-place download had written when it stopped */
   const reached = new Map<string, number>()
+  // downloads whose bytes proved wrong: never kept for a later run to resume
+  const corrupt = new Set<string>()
 
   const waits = new Map<string, Pending>()
   for (const job of [...fileWork, ...imageWork]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
@@ -226,6 +228,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
         })
         fetched += got
       } catch (err) {
+        if (err instanceof FerryError && err.exit === ExitCode.integrity) corrupt.add(job.digest)
         halted ??= {error: err}
         throw err
       }
@@ -251,7 +254,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
     for (const digest of inPlace) {
       const offset = layout.offsets.get(digest)!
       const size = waits.get(digest)?.ok ? layout.blobs.find((b) => b.digest === digest)!.size : (reached.get(digest) ?? 0)
-      if (size === 0) continue
+      if (size === 0 || corrupt.has(digest)) continue
       const bytes = archive.createReadStream({start: offset, end: offset + size - 1, autoClose: false, highWaterMark: 1 << 20})
       const what = `${basename(target)} ${digest}`
       await (waits.get(digest)?.ok ? store.ingest(bytes, {digest, size, what}) : store.keepPartial(bytes, digest)).catch(() => undefined)

@@ -108,8 +108,9 @@ export async function applyStaged(paths: DevicePaths, options: ApplyOptions = {}
       checkpoint('switching:images:done')
       state = await record(paths, state, {step: 'k3s-images'})
       if (config.k3s) {
-        const placed = await placeK3sImages(underRoot(paths, config.k3s.imagesDir), slotDir(paths, staged.slot), paths.blobs, release)
-        if (placed.length) say(`placed ${placed.length} image archive(s) in ${config.k3s.imagesDir}`)
+        const imagesDir = underRoot(paths, config.k3s.imagesDir)
+        const placed = await placeK3sImages(imagesDir, slotDir(paths, staged.slot), paths.blobs, release)
+        if (placed.length) say(`placed ${placed.length} image archive(s) in ${imagesDir}`)
       }
       state = await record(paths, state, {step: 'pre-switch'})
       throwIfInterrupted()

@@ -3,7 +3,7 @@ import {existsSync, readFileSync, statSync} from 'node:fs'
 import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {BlobSink} from '../bundle/verify.js'
-import {syncDir} from '../store/atomic-file.js'
+import {mkdirDurable, syncDir} from '../store/atomic-file.js'
 import {asLocalIoError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 import {checkpoint} from './testing.js'
@@ -30,7 +30,8 @@ export class DeviceBlobs {
 
   /** Creates the folders; under the device lock, anything left in tmp/ is a killed import's and is removed. */
   async init(): Promise<void> {
-    await mkdir(this.dir, {recursive: true})
+    await mkdirDurable(this.dir)
+    // tmp/ is a staging folder: nothing in it counts, so its entries need no flush
     await rm(this.paths.tmp, {recursive: true, force: true})
     await mkdir(this.paths.tmp, {recursive: true})
   }

@@ -1,5 +1,6 @@
 import {readdir, stat, unlink} from 'node:fs/promises'
 import {join} from 'node:path'
+import {syncDir} from '../store/atomic-file.js'
 import type {DevicePaths, SlotName} from './paths.js'
 import {slotImageGraph} from './oci-archive.js'
 import {readSlotManifest} from './slot-manifest.js'
@@ -58,5 +59,7 @@ export async function collectGarbage(paths: DevicePaths): Promise<GcResult> {
     result.removed++
     result.freed += size
   }
+  // the removals reach the disk before the command reports them
+  if (result.removed > 0) await syncDir(dir)
   return result
 }

@@ -1,5 +1,6 @@
-import {appendFile, mkdir} from 'node:fs/promises'
+import {access, open} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
+import {mkdirDurable, syncDir} from '../store/atomic-file.js'
 import type {DevicePaths} from './paths.js'
 
 /** <root>/var/lib/ferry/hooks.log: every hook run, passed or failed, with the tail of its output. */
@@ -22,8 +23,17 @@ export async function logHookRun(paths: DevicePaths, entry: HookLogEntry): Promi
   const body = entry.output.trimEnd()
   const text = `${new Date().toISOString()} ${entry.hook} (${entry.reason} ${entry.version}): ${entry.outcome}\n${body ? `${body.replace(/^/gm, '  ')}\n` : ''}`
   try {
-    await mkdir(dirname(hookLogPath(paths)), {recursive: true})
-    await appendFile(hookLogPath(paths), text)
+    const file = hookLogPath(paths)
+    await mkdirDurable(dirname(file))
+    const fresh = await access(file).then(() => false, () => true)
+    const fh = await open(file, 'a')
+    try {
+      await fh.writeFile(text)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    if (fresh) await syncDir(dirname(file))
   } catch {
     // best effort, see above
   }

@@ -1,7 +1,7 @@
-import {copyFile, chmod, link, mkdir, rm} from 'node:fs/promises'
+import {copyFile, chmod, link, rm} from 'node:fs/promises'
 import {dirname, join, normalize, sep} from 'node:path'
 import type {BundleManifest} from '../bundle/format.js'
-import {cannotLink, fsyncFile, syncDir, writeFileAtomic} from '../store/atomic-file.js'
+import {cannotLink, fsyncFile, mkdirDurable, syncDirs, writeFileAtomic} from '../store/atomic-file.js'
 import {asLocalIoError, integrityError} from '../errors.js'
 import type {DeviceBlobs} from './device-blobs.js'
 import {type DevicePaths, type SlotName, slotDir} from './paths.js'
@@ -36,7 +36,7 @@ function slotPath(root: string, dest: string, artifact: string): string {
  * copy of gigabytes), copied otherwise; other files are copied.
  */
 async function install(blobPath: string, target: string, dest: string): Promise<void> {
-  await mkdir(dirname(target), {recursive: true})
+  await mkdirDurable(dirname(target))
   const linkable = dest.startsWith('vm/') || dest.startsWith('images/')
   if (linkable) {
     try {
@@ -61,10 +61,11 @@ export async function stageSlot(paths: DevicePaths, slot: SlotName, blobs: Devic
   const {manifest} = input
   try {
     await rm(root, {recursive: true, force: true})
-    await mkdir(root, {recursive: true})
+    // the removal and the fresh folder are made durable together (an fsync of slots/)
+    await mkdirDurable(root)
     const artifacts: SlotManifest['artifacts'] = []
     const images: SlotManifest['images'] = []
-    const dirs = new Set<string>([root, paths.slots])
+    const dirs = new Set<string>()
     for (const a of manifest.artifacts) {
       if (a.platform && a.platform !== input.platform) continue
       if (a.kind === 'image') {
@@ -76,9 +77,10 @@ export async function stageSlot(paths: DevicePaths, slot: SlotName, blobs: Devic
       }
       artifacts.push({name: a.name, kind: a.kind, digest: a.digest, size: a.size, ...(a.dest ? {dest: a.dest} : {}), ...(a.ref ? {ref: a.ref} : {}), ...(a.chunks ? {chunks: a.chunks.index} : {})})
     }
+    // every installed file's entry is on the disk before anything in the slot describes it
+    await syncDirs(dirs)
     await writeFileAtomic(join(root, 'bundle.json'), input.bundleJson)
     await writeFileAtomic(join(root, 'bundle.json.asc'), input.signature)
-    for (const dir of dirs) await syncDir(dir)
     const release: SlotManifest = {
       schema: 'ferry.slot/v1',
       name: manifest.name,

@@ -1,4 +1,4 @@
-import {readdir, readFile, rm} from 'node:fs/promises'
+import {readdir, readFile} from 'node:fs/promises'
 import * as openpgp from 'openpgp'
 import type {PublicKey} from 'openpgp'
 import type {KeyRotation} from '../bundle/format.js'
@@ -7,7 +7,7 @@ import {describeKey, readKeyFile} from '../trust/keys.js'
 import {hexId} from '../trust/pgp-data.js'
 import {signatureKeyIds, verifyDetached} from '../trust/verify.js'
 import {FerryError, trustError, usageError} from '../errors.js'
-import {writeFileAtomic} from '../store/atomic-file.js'
+import {unlinkDurable, writeFileAtomic} from '../store/atomic-file.js'
 import {withDeviceLock} from './lock.js'
 import type {DevicePaths} from './paths.js'
 import {readTrustFile, trustFile, TrustPolicy, writeTrustFile} from './trust-format.js'
@@ -149,7 +149,7 @@ export async function removeTrustedKey(
       revoked: revokedNow && !policy.revoked.includes(revokedNow) ? [...policy.revoked, revokedNow] : policy.revoked,
     }
     await writePolicy(paths, next)
-    if (found) await rm(trustFile.key(paths, found), {force: true})
+    if (found) await unlinkDurable(trustFile.key(paths, found))
     return {...(found ? {removed: found} : {}), ...(revokedNow ? {revoked: revokedNow} : {}), threshold: next.threshold, remaining: remaining.length}
   })
 }
@@ -215,7 +215,7 @@ export async function adoptRotation(paths: DevicePaths, rotation: KeyRotation): 
   const files = await readdir(trustFile.keys(paths)).catch(() => [] as string[])
   for (const name of files) {
     const fpr = name.replace(/\.asc$/, '')
-    if (name.endsWith('.asc') && !fingerprints.includes(fpr)) await rm(trustFile.key(paths, fpr), {force: true})
+    if (name.endsWith('.asc') && !fingerprints.includes(fpr)) await unlinkDurable(trustFile.key(paths, fpr))
   }
   return {keys: fingerprints, threshold: rotation.threshold}
 }

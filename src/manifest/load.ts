@@ -3,7 +3,7 @@ import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type 
 import type {z} from 'zod'
 import {FerryError, usageError} from '../errors.js'
 import {didYouMean} from '../suggest.js'
-import {fieldName, readSmallText} from './lock-read.js'
+import {fieldName, readSmallText} from './input-file.js'
 import {Manifest} from './schema.js'
 
 export interface LoadedManifest {

@@ -2,6 +2,7 @@ import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
 import {FerryError} from '../errors.js'
 import {onForcedExit} from '../interrupt.js'
+import {unlinkDurable} from './atomic-file.js'
 
 export interface PidLock {
   path: string
@@ -27,17 +28,25 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o644)
-      await fh.writeFile(`${process.pid}\n`)
-      await fh.close()
+      try {
+        await fh.writeFile(`${process.pid}\n`)
+        await fh.close()
+      } catch (err) {
+        // A lock that could not say who holds it (a full disk) is not left behind.
+        await fh.close().catch(() => undefined)
+        await rm(path, {force: true}).catch(() => undefined)
+        throw err
+      }
       // A process ended at once by a second Ctrl-C still leaves no lock behind.
       const forget = onForcedExit(() => {
         if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, {force: true})
       })
       return {
         path,
+        // The removal is made durable: a lock a power cut brought back could name a pid that lives again after boot.
         release: async () => {
           forget()
-          await rm(path, {force: true})
+          await unlinkDurable(path)
         },
       }
     } catch (err) {

@@ -113,8 +113,8 @@ async function ingest(store: BlobStore, spec: ArtifactSpec): Promise<{sha256: st
   return {sha256: got.digest.slice('sha256:'.length), size: got.size}
 }
 
-/** Builds a signed bundle with the real build code; returns its path and bundle.json digest. */
-export async function makeBundle(spec: BundleSpec): Promise<MadeBundle> {
+/** The lock a bundle of `spec` is built from, its artifacts put in the blob store `<dir>/store` (nothing to fetch). */
+export async function makeLock(spec: BundleSpec): Promise<LockFile> {
   const store = new BlobStore(join(spec.dir, 'store'))
   const created = spec.created ?? new Date(Date.now() - 3600_000)
   const expires = spec.expires ?? new Date(created.getTime() + (spec.expiresIn ?? 30 * DAY))
@@ -144,6 +144,14 @@ export async function makeBundle(spec: BundleSpec): Promise<MadeBundle> {
     health: (spec.health ?? []).map((h) => HealthCheck.parse(h)),
     artifacts,
   }
+  return lock
+}
+
+/** Builds a signed bundle with the real build code; returns its path and bundle.json digest. */
+export async function makeBundle(spec: BundleSpec): Promise<MadeBundle> {
+  const store = new BlobStore(join(spec.dir, 'store'))
+  const created = spec.created ?? new Date(Date.now() - 3600_000)
+  const lock = await makeLock({...spec, created})
   const signers = []
   for (const k of spec.signers) signers.push(await fileSigner(k.priv))
   const rotation = spec.rotation ? await rotationFromFiles(spec.rotation.to.map((k) => k.pub), spec.rotation.threshold, spec.rotation.revoke) : undefined
