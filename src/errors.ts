@@ -51,9 +51,19 @@ export function asLocalIoError(err: unknown, what: string): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   if (code && IO_CODES.has(code)) {
     const reason = code === 'ENOSPC' || code === 'EDQUOT' ? 'no space left' : code === 'EROFS' ? 'read-only filesystem' : code
-    return new FerryError('io', `IO_${code}`, `${what}: ${reason} (${(err as Error).message})`, {cause: err})
+    const denied = (code === 'EACCES' || code === 'EPERM') && process.getuid?.() !== 0 ? '; permission denied: run it as root (sudo ferry …), or as the owner of the files' : ''
+    return new FerryError('io', `IO_${code}`, `${what}: ${reason} (${(err as Error).message})${denied}`, {cause: err})
   }
   return err
+}
+
+/** Messages that already tell what to do next. */
+const NAMES_A_STEP = /\bagain\b|\brun "|\bgive\b|\bcheck\b|\buse\b|\bask\b/
+
+/** The same error with `step` (what to do next) appended, unless its message already names one. */
+export function withNextStep(err: unknown, step: string): unknown {
+  if (!(err instanceof FerryError) || NAMES_A_STEP.test(err.message)) return err
+  return new FerryError('unexpected', err.code, `${err.message}; ${step}`, {cause: err.cause, details: err.data, exit: err.exit})
 }
 
 /** Normalise anything thrown into a FerryError for the output envelope. */

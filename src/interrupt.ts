@@ -56,7 +56,7 @@ function forceExit(): never {
     }
   }
   const err = interruptedError()
-  announce?.(err)
+  if (!reported) announce?.(err)
   process.exit(err.exit)
 }
 
@@ -66,13 +66,27 @@ function forceExit(): never {
  */
 export function handleStopSignals(options: {graceMs: number; report: (err: FerryError) => void}): void {
   announce = options.report
+  graceMs = options.graceMs
+  if (installed) return
+  installed = true
   const onSignal = (signal: StopSignal) => {
     if (received) forceExit()
     received = signal
-    if (options.graceMs <= 0) forceExit()
+    if (graceMs <= 0) forceExit()
     controller.abort(interruptedError())
-    setTimeout(forceExit, options.graceMs).unref()
+    setTimeout(forceExit, graceMs).unref()
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 }
+
+let reported = false
+
+/** The command printed its interruption line already: an exit forced later does not print it again. */
+export function interruptionReported(): void {
+  reported = true
+}
+
+/** Once per process: commands run one after another in one process (tests) share the handlers. */
+let installed = false
+let graceMs = 0

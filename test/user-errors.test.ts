@@ -4,12 +4,12 @@ import {createHash, randomBytes} from 'node:crypto'
 import {mkdir, mkdtemp, readFile, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {startFileServer, type FileServer} from '../src/demo/file-server.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
-import {ferry} from './helpers/cli.js'
+import {ferry, REPO} from './helpers/cli.js'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const ctx = {} as {dir: string; server: FileServer; key: string; pub: string; manifest: string; lock: string; bundle: string; file: string}
@@ -104,6 +104,13 @@ test('something that is not a bundle: NOT_A_BUNDLE (exit 2) for verify and inspe
   await refused(['bundle', 'verify', '/etc/passwd'], 'NOT_A_BUNDLE', names)
 })
 
+test('a damaged bundle says to copy it again', async () => {
+  const whole = await readFile(ctx.bundle)
+  const cut = join(ctx.dir, 'cut.ferry.tar')
+  await writeFile(cut, whole.subarray(0, whole.length - 2048))
+  await refused(['bundle', 'verify', cut, '--key', ctx.pub], 'TRUNCATED', /truncated.*; the bundle is damaged or incomplete: copy it again from the build side/, 3)
+})
+
 test('a private key where a public key is expected: KEY_IS_PRIVATE (exit 2) names the public key to give', async () => {
   const root = join(ctx.dir, 'device')
   await mkdir(join(root, 'var', 'lib', 'ferry'), {recursive: true})
@@ -133,6 +140,50 @@ test('a misspelt command, flag or manifest field names the right one', async () 
   await writeFile(typo, manifestText().replace('version: 1.0.0', 'verison: 1.0.0').replace('platforms:', 'platfroms:'))
   const message = await refused(['manifest', 'check', typo], 'MANIFEST_INVALID', /metadata\.verison: unknown field \(did you mean "version"\?\)/)
   assert.match(message, /spec\.platfroms: unknown field \(did you mean "platforms"\?\)/)
+})
+
+test('a number where a string goes: the advice says what to write, not only "quote it"', async () => {
+  const dir = join(ctx.dir, 'numbers')
+  await mkdir(dir)
+  const file = join(dir, 'site.yaml')
+  await writeFile(file, manifestText('  health:\n    - {name: up, run: "true", timeout: 10}\n').replace('version: 1.0.0', 'version: 2026.12'))
+  const message = await refused(['manifest', 'check', file], 'MANIFEST_INVALID', /metadata\.version: expected a string, got the number 2026\.12; quoted, "2026\.12" would not do either: not a semantic version \(e\.g\. 2026\.11\.0\)/)
+  assert.match(message, /timeout: expected a string, got the number 10; quoted, "10" would not do either: not a duration.*e\.g\. 60s/)
+  await writeFile(file, manifestText().replace('name: err-site', 'name: 12345'))
+  await refused(['manifest', 'check', file], 'MANIFEST_INVALID', /metadata\.name: expected a string, got the number 12345 \(quote it: "12345"\)/)
+})
+
+test('a wrong sha256 in the manifest names the manifest field, not "re-lock"', async () => {
+  const dir = join(ctx.dir, 'wrong-sha')
+  await mkdir(dir)
+  const file = join(dir, 'site.yaml')
+  await writeFile(file, manifestText().replace(sha(Buffer.from('tool')), 'a'.repeat(64)))
+  const message = await refused(['bundle', 'build', file, '--key', ctx.key, '--out', join(dir, 'out'), '--store', join(dir, 'store')], 'DIGEST_MISMATCH', /tool\.bin has sha256 [0-9a-f]{64}, not the a{64} that the manifest's spec\.files\[\]\.sha256 gives; if the URL is right, correct spec\.files\[\]\.sha256/, 3)
+  assert.not.match(message, /re-lock/)
+})
+
+test('a URL where a registry goes names the form to write; an unknown host is named', async () => {
+  const dir = join(ctx.dir, 'registry')
+  await mkdir(dir)
+  const file = join(dir, 'site.yaml')
+  await writeFile(file, manifestText('  images: [http://127.0.0.1:5000/app/api:1.0]\n'))
+  await refused(['manifest', 'lock', file], 'BAD_IMAGE_REF', /write 127\.0\.0\.1:5000\/app\/api:1\.0 \(a registry served over plain http also needs --insecure-registry 127\.0\.0\.1:5000\)/)
+  await refused(['bundle', 'push', ctx.bundle, 'http://127.0.0.1:5000/edge', '--key', ctx.pub], 'BAD_TARGET', /write 127\.0\.0\.1:5000\/edge /)
+  await writeFile(file, manifestText('  images: [no-such-host.invalid:5000/app/api:1.0]\n'))
+  await refused(['manifest', 'lock', file], 'UNREACHABLE', /no-such-host\.invalid:5000\): the name no-such-host\.invalid does not resolve \(E[A-Z_]+\); check the host name/, 5)
+})
+
+test('a device command run without the rights to the device files says to run it as root', async () => {
+  const root = join(ctx.dir, 'locked-device')
+  await mkdir(join(root, 'var', 'lib', 'ferry'), {recursive: true})
+  await writeFile(join(root, 'var', 'lib', 'ferry', 'state.json'), '{}')
+  execFileSync('chmod', ['-R', 'go-rwx', join(root, 'var')])
+  execFileSync('chmod', ['755', ctx.dir, root])
+  const r = spawnSync('su', ['-s', '/bin/sh', 'nobody', '-c', `NO_COLOR=1 ${join(REPO, 'bin', 'run.js')} device status --root ${root} --json`], {encoding: 'utf8'})
+  const json = JSON.parse(r.stdout)
+  assert.is(r.status, 6, r.stdout + r.stderr)
+  assert.is(json.error.code, 'IO_EACCES')
+  assert.match(json.error.message, /permission denied: run it as root \(sudo ferry …\)/)
 })
 
 test.run()

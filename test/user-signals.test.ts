@@ -162,6 +162,24 @@ test('bundle build: SIGTERM under --json is the INTERRUPTED envelope, exit 143, 
   assert.ok((await stat(join(folder, 'store', 'partial', ctx.bigSha))).size > 0)
 })
 
+test('bundle build: a second Ctrl-C ends it at once, still with the one line, exit 130 and no lock', async () => {
+  const {folder, lock} = await site()
+  ctx.throttle = true
+  ctx.served = 0
+  const out = join(folder, 'out')
+  const run = start(['bundle', 'build', lock, '--key', ctx.key, '--out', out, '--store', join(folder, 'store'), '-q'])
+  await waitUntil(() => ctx.served >= 1 << 20, 'the upstream to serve 1 MiB')
+  run.kill('SIGINT')
+  run.kill('SIGINT')
+  const r = await run.done
+  ctx.throttle = false
+  assert.is(r.code, 130, r.stdout + r.stderr)
+  assert.equal(lines(r).length, 1, r.stderr)
+  assert.match(r.stderr, /^ferry: interrupted \(SIGINT\): /)
+  const left = await filesUnder(out)
+  assert.not.ok(left.some((f) => f.endsWith('.lock') || f.endsWith('.ferry.tar')), left.join(' '))
+})
+
 test('release run: Ctrl-C records no release and leaves no lock; the rerun resumes and makes the release', async () => {
   const {folder} = await site({version: '2.0.0'})
   const out = join(folder, 'releases')

@@ -37,12 +37,23 @@ export function fileJobs(lock: LockFile, options: BuildOptions): {blobs: BlobFil
       return {
         digest: `sha256:${a.sha256}`,
         size: a.size,
-        fetch: async (onData) => (await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, steps(onData))).fetched,
+        fetch: async (onData) => (await fetchToStore(store, a.url, {sha256: a.sha256, size: a.size}, steps(onData)).catch(blameManifest(a))).fetched,
         // Very large files (VM images) go through the store, where a download cut by a kill is kept for the next run.
-        ...(a.size < (options.directFilesBelow ?? DIRECT_FILE_MAX) ? {fetchInto: (writer: BlobWriter, onData: (bytes: number) => void) => fetchInto(writer, a.url, {sha256: a.sha256, size: a.size}, steps(onData))} : {}),
+        ...(a.size < (options.directFilesBelow ?? DIRECT_FILE_MAX) ? {fetchInto: (writer: BlobWriter, onData: (bytes: number) => void) => fetchInto(writer, a.url, {sha256: a.sha256, size: a.size}, steps(onData)).catch(blameManifest(a))} : {}),
       }
     }),
   }
+}
+
+/**
+ * A file whose sha256 the manifest itself gives (`files[].sha256`, `vm[].sha256`): a mismatch means that
+ * field or the URL is wrong; locking again would copy the same value.
+ */
+const blameManifest = (a: LockFile['artifacts'][number]) => (err: unknown): never => {
+  if (a.upstream.verifiedBy !== 'sha256' || !(err instanceof FerryError) || err.code !== 'DIGEST_MISMATCH') throw err
+  const field = a.kind === 'vm' ? 'spec.vm[].sha256' : 'spec.files[].sha256'
+  const got = String(err.data?.actual ?? '').replace(/^sha256:/, '')
+  throw new FerryError('integrity', 'DIGEST_MISMATCH', `${a.name}: ${a.url} has sha256 ${got}, not the ${a.sha256} that the manifest's ${field} gives; if the URL is right, correct ${field} in the manifest and lock again`, {details: err.data})
 }
 
 interface Pending {

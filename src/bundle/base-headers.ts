@@ -37,7 +37,7 @@ export async function readBaseHeaders(input: BundleInput): Promise<BaseHeaders> 
     }
     const members = await scanTar(readAt, input.size, input.label)
     const [firstPath, first] = members.entries().next().value ?? []
-    if (firstPath !== ENTRY.manifest || !first) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first)`)
+    if (firstPath !== ENTRY.manifest || !first) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first); give the older .ferry.tar or its stick folder`)
     if (first.size > 16 << 20) throw integrityError('ENTRY_TOO_LARGE', `${ENTRY.manifest} is ${first.size} bytes, above the limit of ${16 << 20}`)
     const bundleJson = await readAt(first.size, first.offset)
     const manifest = parseBundleJson(bundleJson)

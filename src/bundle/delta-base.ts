@@ -62,7 +62,7 @@ export async function readBaseBundle(input: BundleInput, options: {checkBlobs?: 
   if (!options.checkBlobs) return seekBase(input)
   const entries = readTar(input.open(), {onBytes: (n) => options.onProgress?.({phase: 'read base', done: n, total: input.size})})
   const first = (await entries.next()).value as TarEntry | undefined
-  if (!first || first.path !== ENTRY.manifest) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first)`)
+  if (!first || first.path !== ENTRY.manifest) throw integrityError('NOT_A_BUNDLE', `${input.label} is not a Ferry bundle (no bundle.json first); give the older .ferry.tar, its stick folder or its lock`)
   const bundleJson = await readAll(first, 16 << 20)
   const manifest = parseBundleJson(bundleJson)
   // what a site running the base holds: what the base carries, relies on, or rebuilds from a pack

@@ -24,7 +24,7 @@ export async function openBundleInput(path: string): Promise<BundleInput> {
   if (located?.kind === 'parts') return openPartsInput(located.path)
   if (located) path = located.path
   const info = await stat(path).catch(() => undefined)
-  if (!info) throw usageError('NOT_FOUND', `${path}: no such bundle`)
+  if (!info) throw usageError('NOT_FOUND', `${path}: no such bundle; give a .ferry.tar, a USB stick folder or a .parts.json (is the stick mounted?)`)
   if (!info.isFile()) throw usageError('NOT_A_BUNDLE', `${path} is not a bundle file: give a .ferry.tar, a USB stick folder or a .parts.json`)
   await refuseNonBundle(path, info.size)
   return {

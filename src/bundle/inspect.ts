@@ -91,8 +91,8 @@ export async function readBundleHead(input: BundleInput): Promise<{manifest: Bun
   } finally {
     await entries.return(undefined)
   }
-  if (!bundleJson) throw integrityError('MISSING_ENTRY', `${input.label} is empty or not a Ferry bundle`)
-  if (!signature) throw integrityError('UNSIGNED', `${input.label} has no bundle.json.asc`)
+  if (!bundleJson) throw integrityError('MISSING_ENTRY', `${input.label} is empty or not a Ferry bundle; give a .ferry.tar written by "ferry bundle build"`)
+  if (!signature) throw integrityError('UNSIGNED', `${input.label} has no bundle.json.asc (it is unsigned); use a bundle that "ferry bundle build" signed`)
   return {manifest: parseBundleJson(bundleJson), bundleJson, signature}
 }
 

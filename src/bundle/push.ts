@@ -35,6 +35,12 @@ const SMALL = 4 << 20
 
 /** `host[:port][/prefix]` → registry and repository prefix. */
 export function parseTarget(target: string): {registry: string; prefix: string} {
+  const scheme = /^(https?):\/\/(.*)$/.exec(target)
+  if (scheme) {
+    const host = scheme[2].split('/')[0]
+    const plain = scheme[1] === 'http' ? ` (a registry served over plain http also needs --insecure-registry ${host})` : ''
+    throw usageError('BAD_TARGET', `"${target}": a registry is named without a URL scheme: write ${scheme[2].replace(/\/+$/, '')}${plain}`)
+  }
   const t = target.replace(/^docker:\/\//, '').replace(/\/+$/, '')
   const slash = t.indexOf('/')
   const registry = slash < 0 ? t : t.slice(0, slash)

@@ -15,11 +15,11 @@ export async function rotationFromFiles(files: string[], threshold = 1, revoke: 
   const unique = new Map<string, PublicKey>()
   for (const key of keys) unique.set(hexId(key.getFingerprint()), key)
   if (threshold > unique.size) {
-    throw usageError('ROTATION_THRESHOLD', `--rotate-threshold ${threshold} is more than the ${unique.size} distinct key(s) given with --rotate-to`)
+    throw usageError('ROTATION_THRESHOLD', `--rotate-threshold ${threshold} is more than the ${unique.size} distinct key(s) given with --rotate-to; give more keys or a lower threshold`)
   }
   const revoked = revoke.map((fpr) => fpr.replace(/\s+/g, '').toUpperCase())
   for (const fpr of revoked) {
-    if (unique.has(fpr)) throw usageError('ROTATION_REVOKES_NEW_KEY', `key ${fpr} is both in the new key set and revoked`)
+    if (unique.has(fpr)) throw usageError('ROTATION_REVOKES_NEW_KEY', `key ${fpr} is both in the new key set and revoked; drop it from --rotate-to or from --rotate-revoke`)
   }
   return {
     keys: [...unique.values()].map((k) => k.armor()),

@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 import type {PublicKey} from 'openpgp'
 import {verifyDetached} from '../trust/verify.js'
-import {integrityError, trustError} from '../errors.js'
+import {ExitCode, FerryError, integrityError, trustError, withNextStep} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
 import {checkBundleDocuments} from './document-check.js'
 import {DOCUMENT_MAX, isBundleDocument} from './document-kind.js'
@@ -105,7 +105,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     const bundleJson = await readSmall(expectEntry(await next(), ENTRY.manifest), MAX_JSON)
     const second = await next()
     if (second?.path === ENTRY.manifest) throw integrityError('DUPLICATE_ENTRY', 'bundle.json appears twice')
-    if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc`)
+    if (second?.path !== ENTRY.signature) throw trustError('UNSIGNED', `the bundle carries no signature: bundle.json is not followed by bundle.json.asc; use a bundle that "ferry bundle build" signed`)
     const signature = await readSmall(expectEntry(second, ENTRY.signature), 1 << 20)
     // The signature is checked over the raw bytes before anything in them is parsed or believed.
     const signers = options.checkSignature
@@ -114,7 +114,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     const manifest = parseBundleJson(bundleJson)
     const now = options.now ?? new Date()
     if (Date.parse(manifest.expires) <= now.getTime()) {
-      throw trustError('EXPIRED', `bundle ${manifest.name} ${manifest.version} expired at ${manifest.expires}`)
+      throw trustError('EXPIRED', `bundle ${manifest.name} ${manifest.version} expired at ${manifest.expires}; build a newer one ("ferry manifest lock" then "ferry bundle build"), or set the clock right if it is wrong`)
     }
     if (manifest.base && !options.base) {
       const missing = manifest.omitted ?? []
@@ -124,7 +124,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       )
     }
     if (manifest.base && options.base && options.base.digest !== manifest.base.digest) {
-      throw integrityError('WRONG_BASE', `the base given is not ${manifest.base.name} ${manifest.base.version} (bundle.json digest differs)`)
+      throw integrityError('WRONG_BASE', `the base given is not ${manifest.base.name} ${manifest.base.version} (bundle.json digest differs); give --base the very bundle this delta was built from`)
     }
 
     const layout = await readSmall(expectEntry(await next(), ENTRY.layout), 4096)
@@ -245,6 +245,11 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     const documentsChecked = checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
     return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets, documentsChecked}
+  } catch (err) {
+    if (err instanceof FerryError && err.exit === ExitCode.integrity) {
+      throw withNextStep(err, 'the bundle is damaged or incomplete: copy it again from the build side (or "ferry usb write" it again) and verify the copy')
+    }
+    throw err
   } finally {
     // a refusal part-way closes the input too: no file is left open behind it
     await entries.return(undefined)

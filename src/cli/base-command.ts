@@ -1,6 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {FerryError, toFerryError} from '../errors.js'
-import {describeInterruption, handleStopSignals, interruptedError, stopSignal} from '../interrupt.js'
+import {describeInterruption, handleStopSignals, interruptedError, interruptionReported, stopSignal} from '../interrupt.js'
 import {ProgressRenderer} from '../ui/progress.js'
 import {didYouMean} from '../suggest.js'
 
@@ -50,6 +50,7 @@ export abstract class BaseCommand extends Command {
   /** The one line on stderr, or the envelope on stdout with --json. */
   private report(ferry: FerryError): void {
     this.stopProgress()
+    if (ferry.code === 'INTERRUPTED') interruptionReported()
     if (this.jsonEnabled()) {
       this.logJson(this.toErrorJson(ferry))
     } else {

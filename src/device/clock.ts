@@ -10,7 +10,7 @@ export function systemNow(env: NodeJS.ProcessEnv = process.env): Date {
   const override = env.FERRY_NOW
   if (!override) return new Date()
   const t = Date.parse(override)
-  if (Number.isNaN(t)) throw usageError('BAD_FERRY_NOW', `FERRY_NOW="${override}" is not an ISO 8601 time`)
+  if (Number.isNaN(t)) throw usageError('BAD_FERRY_NOW', `FERRY_NOW="${override}" is not an ISO 8601 time; set it like 2026-11-05T14:30:00Z, or unset it`)
   return new Date(t)
 }
 

@@ -15,7 +15,7 @@ export async function commitByHand(paths: DevicePaths): Promise<CommitResult> {
   return withDeviceLock(paths, async () => {
     const state = await readState(paths)
     if (state.state !== 'trial') {
-      throw usageError('NOT_IN_TRIAL', `nothing is in trial: the device is ${state.state}${state.current ? ` on ${state.current.version}` : ''}`)
+      throw usageError('NOT_IN_TRIAL', `nothing is in trial: the device is ${state.state}${state.current ? ` on ${state.current.version}` : ''}; "ferry device status" shows what to run next`)
     }
     return commitTrial(paths, state)
   })
@@ -34,12 +34,12 @@ export async function rollBackByHand(paths: DevicePaths): Promise<DeviceState> {
     }
     refuseInFlight(paths, state)
     if (state.state !== 'committed' && state.state !== 'staged') {
-      throw usageError('NOTHING_TO_ROLL_BACK', `nothing to roll back: the device is ${state.state}${state.current ? ` on ${state.current.version}` : ''}`)
+      throw usageError('NOTHING_TO_ROLL_BACK', `nothing to roll back: the device is ${state.state}${state.current ? ` on ${state.current.version}` : ''}; "ferry device status" shows what to run next`)
     }
     const back = state.previous
     const kept = back ? await readSlotManifest(paths, back.slot) : undefined
     if (!state.current || !back || kept?.digest !== back.digest) {
-      throw usageError('NO_PREVIOUS_RELEASE', 'no previous release to roll back to: its slot is empty or was overwritten by a later import')
+      throw usageError('NO_PREVIOUS_RELEASE', 'no previous release to roll back to: its slot is empty or was overwritten by a later import; "ferry device status" shows the releases this device holds')
     }
     return rollBack(paths, await readDeviceConfig(paths), {...state, staged: undefined}, {reason: `${state.current.version} was rolled back by hand to ${back.version}`, markBad: true})
   })

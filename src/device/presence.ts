@@ -1,5 +1,5 @@
 import {stat} from 'node:fs/promises'
-import {usageError} from '../errors.js'
+import {asLocalIoError, usageError} from '../errors.js'
 import type {DevicePaths} from './paths.js'
 
 /**
@@ -8,7 +8,11 @@ import type {DevicePaths} from './paths.js'
  * provisioned (`ferry device trust add`).
  */
 export async function requireDevice(paths: DevicePaths): Promise<void> {
-  const info = await stat(paths.base).catch(() => undefined)
+  const info = await stat(paths.base).catch((err: NodeJS.ErrnoException) => {
+    // A folder this user may not look into is there all the same: say so (and how to get in), not "no state".
+    if (err.code === 'EACCES' || err.code === 'EPERM') throw asLocalIoError(err, `cannot read ${paths.base}`)
+    return undefined
+  })
   if (info?.isDirectory()) return
   throw usageError(
     'NOT_A_DEVICE',

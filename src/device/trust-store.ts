@@ -74,7 +74,7 @@ async function info(key: PublicKey): Promise<TrustedKeyInfo> {
 /** Trusts every public key in `file` (armored or binary). Refuses private keys, revoked and expired keys. */
 export async function addTrustedKey(paths: DevicePaths, file: string): Promise<TrustedKeyInfo[]> {
   const keys = await readKeyFile(file)
-  if (keys.length === 0) throw usageError('KEY_UNREADABLE', `${file} holds no OpenPGP key`)
+  if (keys.length === 0) throw usageError('KEY_UNREADABLE', `${file} holds no OpenPGP key; give the release's public key file (NAME.pub.asc)`)
   for (const key of keys) {
     if (key.isPrivate()) throw usageError('KEY_IS_PRIVATE', `${file} holds a private key; a device trusts public keys only: give the .pub.asc file`)
   }

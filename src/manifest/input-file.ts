@@ -11,8 +11,8 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 export async function readSmallText(path: string, what: string): Promise<string> {
   try {
     const info = await stat(path)
-    if (!info.isFile()) throw usageError('NOT_A_FILE', `${path}: not a file (expected a ${what})`)
-    if (info.size > MAX_MANIFEST_BYTES) throw usageError('FILE_TOO_LARGE', `${path}: ${info.size} bytes is too large for a ${what}`)
+    if (!info.isFile()) throw usageError('NOT_A_FILE', `${path}: not a file (expected a ${what}); give the file's path`)
+    if (info.size > MAX_MANIFEST_BYTES) throw usageError('FILE_TOO_LARGE', `${path}: ${info.size} bytes is too large for a ${what}; is it the right file? give the ${what} itself`)
     return await readFile(path, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such file (expected a ${what})${await lockHint(path)}`)

@@ -35,7 +35,7 @@ export function parseManifest(text: string, label: string): Manifest {
     const reason = e.code === 'DUPLICATE_KEY' ? `duplicate key ${quoteKeyAt(text, e.pos)}(each field may appear once)` : e.message
     throw usageError('MANIFEST_YAML', `${label}:${line}: ${reason}`)
   }
-  if (doc.contents === null) throw usageError('MANIFEST_INVALID', `${label}: the manifest is empty`)
+  if (doc.contents === null) throw usageError('MANIFEST_INVALID', `${label}: the manifest is empty; write one like manifests/site.yaml (apiVersion, kind, metadata, spec)`)
   expandVariables(doc, lines, label)
   const data: unknown = doc.toJS({maxAliasCount: 100})
   if (isLockData(data)) {
@@ -109,6 +109,8 @@ function reason(issue: Issue, path: Array<string | number>, data: unknown, writt
   if (value === null) return `empty (expected ${article(issue.expected)})`
   if (issue.expected === 'string' && typeof value === 'number') {
     const shown = written ?? String(value)
+    const still = quotedStillWrong(path, shown)
+    if (still) return `expected a string, got the number ${shown}; quoted, "${shown}" would not do either: ${still}`
     return `expected a string, got the number ${shown} (quote it: "${shown}")`
   }
   return `expected ${article(issue.expected)}, got ${Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a map' : `${typeof value} ${JSON.stringify(value)}`}`
@@ -166,16 +168,38 @@ function isLockData(data: unknown): boolean {
 type SchemaDef = {type: string; shape?: Record<string, unknown>; innerType?: unknown; element?: unknown; in?: unknown; options?: unknown[]}
 const defOf = (schema: unknown): SchemaDef | undefined => (schema as {_zod?: {def?: SchemaDef}} | undefined)?._zod?.def
 
-/** The field names the schema knows at `path` (through optional, default, lists and unions), for "did you mean". */
-function fieldsAt(schema: unknown, path: Array<string | number>): string[] {
+/** The schemas the manifest allows at `path` (through optional, default, lists and unions). */
+function schemasAt(schema: unknown, path: Array<string | number>): unknown[] {
   const def = defOf(schema)
   if (!def) return []
-  if (def.innerType !== undefined) return fieldsAt(def.innerType, path)
-  if (def.type === 'pipe') return fieldsAt(def.in, path)
-  if (def.type === 'union') return [...new Set((def.options ?? []).flatMap((o) => fieldsAt(o, path)))]
-  if (def.type === 'array') return typeof path[0] === 'number' ? fieldsAt(def.element, path.slice(1)) : []
-  if (def.type !== 'object' || !def.shape) return []
-  if (path.length === 0) return Object.keys(def.shape)
-  const next = def.shape[String(path[0])]
-  return next === undefined ? [] : fieldsAt(next, path.slice(1))
+  if (path.length === 0) return [schema]
+  if (def.innerType !== undefined) return schemasAt(def.innerType, path)
+  if (def.type === 'pipe') return schemasAt(def.in, path)
+  if (def.type === 'union') return (def.options ?? []).flatMap((o) => schemasAt(o, path))
+  if (def.type === 'array') return typeof path[0] === 'number' ? schemasAt(def.element, path.slice(1)) : []
+  const next = def.type === 'object' ? def.shape?.[String(path[0])] : undefined
+  return next === undefined ? [] : schemasAt(next, path.slice(1))
+}
+
+/** The field names of an object schema, through its wrappers. */
+function keysOf(schema: unknown): string[] {
+  const def = defOf(schema)
+  if (!def) return []
+  if (def.innerType !== undefined) return keysOf(def.innerType)
+  if (def.type === 'pipe') return keysOf(def.in)
+  if (def.type === 'union') return (def.options ?? []).flatMap(keysOf)
+  return def.type === 'object' && def.shape ? Object.keys(def.shape) : []
+}
+
+/** The field names the schema knows at `path`, for "did you mean". */
+function fieldsAt(schema: unknown, path: Array<string | number>): string[] {
+  return [...new Set(schemasAt(schema, path).flatMap(keysOf))]
+}
+
+/** Why `text`, as a string, would still not be valid at `path`; undefined when quoting is the whole fix. */
+function quotedStillWrong(path: Array<string | number>, text: string): string | undefined {
+  const schemas = schemasAt(Manifest, path) as Array<{safeParse(v: unknown): {success: boolean; error?: {issues: Array<{message: string}>}}}>
+  const results = schemas.map((s) => s.safeParse(text))
+  if (results.length === 0 || results.some((r) => r.success)) return undefined
+  return results[0].error?.issues[0]?.message
 }

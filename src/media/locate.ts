@@ -24,7 +24,7 @@ export async function locateBundle(path: string): Promise<Located | undefined> {
     if (all.length > 1) throw usageError('SEVERAL_BUNDLES', `${path} holds several bundles (${all.join(', ')}): name one, e.g. ${join(path, all[0])}`)
     if (described.length === 1) return {kind: 'parts', path: join(path, described[0])}
     if (files.length === 1) return {kind: 'file', path: join(path, files[0])}
-    throw usageError('NOT_FOUND', `${path} holds no bundle (no .ferry.tar and no .parts.json)`)
+    throw usageError('NOT_FOUND', `${path} holds no bundle (no .ferry.tar and no .parts.json); give the folder or file holding it, or write one there with "ferry usb write"`)
   }
   if (info) return undefined
   const name = basename(path)

@@ -40,7 +40,7 @@ export const partsFileName = (bundleFile: string) => `${bundleFile}${PARTS_SUFFI
 
 /** Offsets and sizes of the parts a file of `size` bytes is cut into. */
 export function planParts(size: number, partSize: number): Array<{offset: number; size: number}> {
-  if (partSize <= 0) throw usageError('BAD_PART_SIZE', 'the part size must be above 0')
+  if (partSize <= 0) throw usageError('BAD_PART_SIZE', 'the part size must be above 0; give --part-size such as 1GiB')
   const count = Math.max(1, Math.ceil(size / partSize))
   if (count > MAX_PARTS) throw usageError('TOO_MANY_PARTS', `a part size of ${partSize} bytes cuts this bundle into ${count} parts; at most ${MAX_PARTS}: give a larger --part-size`)
   return Array.from({length: count}, (_, i) => ({offset: i * partSize, size: Math.min(partSize, size - i * partSize)}))
@@ -53,7 +53,7 @@ export function serialiseParts(parts: PartsFile): Buffer {
 /** Reads and checks a parts.json: schema, part names in order, sizes that add up. */
 export async function readPartsFile(path: string): Promise<PartsFile> {
   const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such parts file`)
+    if (err.code === 'ENOENT') throw usageError('NOT_FOUND', `${path}: no such parts file; give the .parts.json "ferry usb write" wrote, or the stick's folder`)
     throw err
   })
   const bad = (why: string) => integrityError('BAD_PARTS_JSON', `${basename(path)} is not a valid parts file: ${why}; write the bundle to the stick again`)

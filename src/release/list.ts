@@ -19,7 +19,7 @@ export interface ListedRelease {
  */
 export async function listReleases(dir: string): Promise<{dir: string; name?: string; releases: ListedRelease[]}> {
   const info = await stat(dir).catch(() => undefined)
-  if (!info?.isDirectory()) throw usageError('NOT_FOUND', `${dir}: no such folder (expected a release folder made by "ferry release run")`)
+  if (!info?.isDirectory()) throw usageError('NOT_FOUND', `${dir}: no such folder; give the release folder that "ferry release run --out" writes`)
   const index = await readIndex(dir)
   if (!index) return {dir, releases: []}
   return {

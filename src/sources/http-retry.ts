@@ -53,9 +53,8 @@ export function classifyNetworkError(err: unknown, url: string, item: string | u
   const code = e.code ?? e.errno
   if (code && UNREACHABLE_CODES.has(code)) {
     const host = safeHost(url)
-    return new TransientError(
-      new FerryError('upstream', 'UNREACHABLE', `${label}: cannot reach ${host} (${code}); check the network, the proxy or the mirror URL`, {cause: err}),
-    )
+    const why = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `the name ${host.replace(/:\d+$/, '')} does not resolve (${code}); check the host name, DNS or the proxy` : `cannot reach ${host} (${code}); check the network, the proxy or the mirror URL`
+    return new TransientError(new FerryError('upstream', 'UNREACHABLE', `${label}: ${why}`, {cause: err}))
   }
   if (err instanceof Error) {
     return new TransientError(new FerryError('upstream', 'NETWORK_ERROR', `${label}: transfer failed (${code ?? err.message}); try again later`, {cause: err}))
@@ -88,9 +87,10 @@ function parseRetryAfter(value: string | null): number | undefined {
   return Number.isNaN(at) ? undefined : Math.min(Math.max(at - Date.now(), 0), MAX_RETRY_AFTER_MS)
 }
 
+/** The host[:port] of a URL; a bare `host:port` (a registry) as it is. */
 function safeHost(url: string): string {
   try {
-    return new URL(url).host
+    return (url.includes('//') && new URL(url).host) || url
   } catch {
     return url
   }

@@ -57,10 +57,10 @@ function checkUrl(url: string): void {
   try {
     parsed = new URL(url)
   } catch {
-    throw new FerryError('usage', 'BAD_URL', `not a URL: "${url}"`)
+    throw new FerryError('usage', 'BAD_URL', `not a URL: "${url}"; write a full http:// or https:// URL`)
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new FerryError('usage', 'BAD_URL', `${url}: only http and https URLs can be fetched`)
+    throw new FerryError('usage', 'BAD_URL', `${url}: only http and https URLs can be fetched; serve the file over http(s), e.g. from a mirror`)
   }
 }
 

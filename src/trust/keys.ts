@@ -134,7 +134,7 @@ async function loadKeyFile(path: string): Promise<Buffer> {
   try {
     info = await stat(path)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('usage', 'KEY_NOT_FOUND', `key file ${path} does not exist`)
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('usage', 'KEY_NOT_FOUND', `key file ${path} does not exist; check the path ("ferry keys list DIR" shows the keys in a folder)`)
     throw err
   }
   if (!info.isFile()) throw new FerryError('usage', 'KEY_UNREADABLE', `${path} is not a file; give the path of an OpenPGP key file`)
@@ -221,7 +221,7 @@ export async function listKeys(dir: string): Promise<ListedKey[]> {
     names = (await readdir(dir, {withFileTypes: true})).filter((e) => e.isFile() && KEY_FILE.test(e.name)).map((e) => e.name)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('usage', 'KEYS_DIR_NOT_FOUND', `${dir} is not a folder`)
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('usage', 'KEYS_DIR_NOT_FOUND', `${dir} is not a folder; give the folder the keys are in (where "ferry keys generate --out" wrote them)`)
     throw err
   }
   const listed: ListedKey[] = []

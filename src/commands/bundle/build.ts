@@ -20,7 +20,9 @@ Given a manifest, it is locked first (as "ferry manifest lock" does). Given a lo
 
 Downloads and writing overlap: the bundle is written in order while later blobs still arrive. When the output folder shares a file system with the store (one with hard links), image layers and files (below 1 GiB; larger ones go through the store, where a download cut short is kept for the next run) go straight into the bundle, and the bundle is then kept in the store as a pack (a hard link); rebuilding an unchanged lock with the same signer links that pack instead of writing the bytes again.
 
-VM images (and files with "delta: chunks") are cut into content-defined chunks; the bundle carries each one's chunk index. A delta (--since) carries a changed one as a pack of only the chunks its base lacks (the device rebuilds the file and checks it against the upstream sha256), unless that saves under 10%.`
+VM images (and files with "delta: chunks") are cut into content-defined chunks; the bundle carries each one's chunk index. A delta (--since) carries a changed one as a pack of only the chunks its base lacks (the device rebuilds the file and checks it against the upstream sha256), unless that saves under 10%.
+
+Ctrl-C or SIGTERM (exit 130/143) keeps what was downloaded in the store, unfinished downloads in its partial/ folder: the same command again resumes them.`
 
   static examples = [
     {description: 'Build from a lock with a key file', command: '<%= config.bin %> bundle build manifests/site.lock.json --key keys/release.key.asc'},

@@ -9,7 +9,7 @@ export default class DeviceApply extends BaseCommand {
 
   static description = `Takes the device lock (exit 8 while another apply, import or recover runs), journals each step before doing it, imports the release's images (containerd, or K3s's airgap folder), runs the pre-switch hook, switches "current" to the new slot, runs the activate and post-switch hooks, then tries the release: its health checks with their deadlines and retries.
 
-All pass: the release is committed (anti-rollback floor raised, a key rotation it carries adopted, the old release kept as the previous slot). Any failure or timeout: the device goes back to the previous release by itself, the new one is marked bad, and the command exits 7 with the failing check's output. Nothing staged: exit 2, import first.`
+All pass: the release is committed (anti-rollback floor raised, a key rotation it carries adopted, the old release kept as the previous slot). Any failure or timeout: the device goes back to the previous release by itself, the new one is marked bad, and the command exits 7 with the failing check's output. Nothing staged: exit 2, import first. Ctrl-C or SIGTERM (exit 130/143): back to the previous release, the new one stays staged for the next apply.`
 
   static examples = ['<%= config.bin %> device apply --root /', '<%= config.bin %> device apply --root /tmp/sandbox --containerd-address /run/containerd/containerd.sock --json']
 

@@ -12,7 +12,7 @@ export default class DeviceImport extends BaseCommand {
 
 The bundle may be a .ferry.tar file, a USB stick folder, or a .parts.json of a split bundle.
 
-Exit codes: 0 staged, or already applied (the device runs this very bundle; nothing changes). 3 corrupt, truncated or mismatched bundle. 4 untrusted or missing signature, expired, wrong platform, another bundle name (use --switch-name), older than the floor (downgrade), the version the device runs with different content, or a release that was rolled back here (use --force). 6 not enough free space. 8 another import or apply is running.`
+Exit codes: 0 staged, or already applied (the device runs this very bundle; nothing changes). 3 corrupt, truncated or mismatched bundle. 4 untrusted or missing signature, expired, wrong platform, another bundle name (use --switch-name), older than the floor (downgrade), the version the device runs with different content, or a release that was rolled back here (use --force). 6 not enough free space. 8 another import or apply is running. 130/143 stopped by Ctrl-C / SIGTERM: nothing staged, run it again.`
 
   static examples = [
     {description: 'Import from a mounted USB stick', command: '<%= config.bin %> device import /media/usb'},

@@ -31,7 +31,7 @@ Never commit the private key. Keep it offline, or import it into gpg (a smartcar
     if (flags['passphrase-env']) {
       passphrase = process.env[flags['passphrase-env']]
       if (!passphrase) {
-        throw new FerryError('usage', 'PASSPHRASE_ENV_EMPTY', `environment variable ${flags['passphrase-env']} (from --passphrase-env) is not set or empty`)
+        throw new FerryError('usage', 'PASSPHRASE_ENV_EMPTY', `environment variable ${flags['passphrase-env']} (from --passphrase-env) is not set or empty; export it with the passphrase, or leave out --passphrase-env`)
       }
     }
     const pair = await generateKeyPair({name: flags.name, email: flags.email, passphrase})

@@ -13,7 +13,7 @@ export default class ReleaseRun extends BaseCommand {
 
 Otherwise it saves the resolved lock in the folder (pending.lock.json), builds the full bundle, a delta from each of the last --deltas releases (those --keep leaves), and a changelog (<name>-<version>.changes.md for people, .changes.json for scripts: each artifact added, removed or changed with old and new version, ref, digest and size, and each delta's size), records the release in releases.json (written last, atomically), then keeps the newest --keep full releases and drops every delta whose base or target went.
 
-"version: auto" is always above every release in the folder, even for two runs in one minute. A run after a crash or kill -9 finishes the saved release; no half-made file ever has a final name. An unreachable upstream is exit 5 and a full disk exit 6; neither touches the releases already there. Off a terminal it prints one plain line per step (journald keeps them).`
+"version: auto" is always above every release in the folder, even for two runs in one minute. A run after a crash or kill -9 finishes the saved release; no half-made file ever has a final name. An unreachable upstream is exit 5 and a full disk exit 6; neither touches the releases already there. Off a terminal it prints one plain line per step (journald keeps them). SIGTERM (systemctl stop) or Ctrl-C ends it with exit 143/130, keeping the saved lock and the downloads: the next run finishes the release.`
 
   static examples = [
     {description: 'The monthly job', command: '<%= config.bin %> release run manifests/site.yaml --key /etc/ferry/release.key.asc --out /srv/ferry/releases'},

@@ -16,7 +16,7 @@ export default class UsbWrite extends BaseCommand {
 
 Every part is written to a temp name, fsynced and renamed, and parts.json comes last, so a stick pulled in the middle never holds a bundle that looks complete. Each part is then read back and compared byte for byte with the bundle, while the next part is written. Run it again after an interruption: parts already on the stick that match are kept, only the rest is written. Several bundles can share one stick.
 
-Exit 6 when the stick is full, removed or fails to write; exit 3 when what is read back differs from what was written.`
+Ctrl-C or SIGTERM (exit 130/143) keeps the parts already written. Exit 6 when the stick is full, removed or fails to write; exit 3 when what is read back differs from what was written.`
 
   static examples = [
     '<%= config.bin %> usb write bundles/edge-site-2026.11.0.ferry.tar /media/usb',
@@ -45,7 +45,7 @@ Exit 6 when the stick is full, removed or fails to write; exit 3 when what is re
       } catch (err) {
         throw usageError('BAD_PART_SIZE', `--part-size: ${(err as Error).message}`)
       }
-      if (partSize < 1) throw usageError('BAD_PART_SIZE', '--part-size must be at least 1 byte')
+      if (partSize < 1) throw usageError('BAD_PART_SIZE', '--part-size must be at least 1 byte; give e.g. 1GiB')
     }
     const info = await stat(args.bundle).catch(() => undefined)
     if (!info?.isFile()) throw usageError('NOT_A_BUNDLE', `${args.bundle}: no such bundle file (give the .ferry.tar the build wrote)`)

@@ -60,7 +60,7 @@ export function parseProxyUrl(value: string, source: string): URL {
     throw usageError('BAD_PROXY', `${source}: "${redactText(text)}" is not a proxy URL; give one such as http://proxy.example.com:3128`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw usageError('BAD_PROXY', `${source}: ${redactProxy(url)}: only http:// and https:// proxies are supported`)
+    throw usageError('BAD_PROXY', `${source}: ${redactProxy(url)}: only http:// and https:// proxies are supported; give the proxy as http://host:port`)
   }
   return url
 }

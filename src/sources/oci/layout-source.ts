@@ -22,7 +22,7 @@ interface LayoutFiles {
 
 async function folderFiles(dir: string): Promise<LayoutFiles> {
   const info = await stat(dir).catch(() => undefined)
-  if (!info?.isDirectory()) throw usageError('NOT_FOUND', `oci:${dir}: no such OCI layout folder`)
+  if (!info?.isDirectory()) throw usageError('NOT_FOUND', `oci:${dir}: no such OCI layout folder; check the path (relative to the manifest's folder)`)
   return {
     async read(path, limit) {
       const file = join(dir, path)
@@ -37,7 +37,7 @@ async function folderFiles(dir: string): Promise<LayoutFiles> {
 
 async function archiveFiles(file: string): Promise<LayoutFiles> {
   const info = await stat(file).catch(() => undefined)
-  if (!info?.isFile()) throw usageError('NOT_FOUND', `oci-archive:${file}: no such archive`)
+  if (!info?.isFile()) throw usageError('NOT_FOUND', `oci-archive:${file}: no such archive; check the path (relative to the manifest's folder)`)
   const members = await indexTar(file)
   const member = (path: string): TarMember => {
     const m = members.get(path)

@@ -40,6 +40,11 @@ function bad(text: string, why: string): never {
  * under `library/` (`nginx:1.27` → `docker.io/library/nginx:1.27`). No tag and no digest means `latest`.
  */
 export function parseRegistryReference(text: string): RegistryReference {
+  const scheme = /^(https?):\/\/([^/]+)\/(.+)$/.exec(text)
+  if (scheme) {
+    const plain = scheme[1] === 'http' ? ` (a registry served over plain http also needs --insecure-registry ${scheme[2]})` : ''
+    bad(text, `an image is named without a URL scheme: write ${scheme[2]}/${scheme[3]}${plain}`)
+  }
   let rest = text.startsWith('docker://') ? text.slice('docker://'.length) : text
   let digest: string | undefined
   const at = rest.indexOf('@')

@@ -106,7 +106,7 @@ export class RegistryClient {
 
   /** `https://host` or, for loopback and insecure registries that speak no TLS, `http://host`. */
   private origin(): Promise<string> {
-    this.base ??= withRetries(this.policy, this.classify('/v2/'), async () => {
+    this.base ??= withRetries(this.policy, this.classify('the registry'), async () => {
       try {
         const res = await this.raw(`https://${this.host}/v2/`, {method: 'GET'})
         this.challenge = parseChallenge(res.headers.get('www-authenticate'))
