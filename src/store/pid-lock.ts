@@ -1,4 +1,4 @@
-import {readFileSync} from 'node:fs'
+import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
 import {FerryError} from '../errors.js'
 import {dirname} from 'node:path'
@@ -17,6 +17,25 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/** Locks this process holds: removed at exit whatever way the process ends (short of SIGKILL or a power cut). */
+const held = new Set<string>()
+let exitHook = false
+
+function hold(path: string): void {
+  held.add(path)
+  if (exitHook) return
+  exitHook = true
+  process.on('exit', () => {
+    for (const p of held) {
+      try {
+        rmSync(p, {force: true})
+      } catch {
+        // nothing more can be done at exit; the next run breaks a lock whose pid is gone
+      }
+    }
+  })
 }
 
 let boot: string | undefined
@@ -67,7 +86,13 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
       }
       // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the file
       // is gone, a folder that cannot be flushed does not fail the command that held it.)
-      return {path, release: () => rm(path, {force: true}).then(() => syncDir(dirname(path)).catch(() => undefined))}
+      hold(path)
+      const release = async () => {
+        await rm(path, {force: true})
+        held.delete(path)
+        await syncDir(dirname(path)).catch(() => undefined)
+      }
+      return {path, release}
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
