@@ -23,11 +23,12 @@ export class FerryError extends Error {
   /** structured facts for scripts (named `data`, not `details`: test runners read `details` as a diff) */
   readonly data?: Record<string, unknown>
 
-  constructor(kind: ExitCodeName, code: string, message: string, options?: {cause?: unknown; details?: Record<string, unknown>}) {
+  /** `exit` overrides the kind's code: an interrupted run exits 128 + the signal's number */
+  constructor(kind: ExitCodeName, code: string, message: string, options?: {cause?: unknown; details?: Record<string, unknown>; exit?: number}) {
     super(message, options?.cause === undefined ? undefined : {cause: options.cause})
     this.name = 'FerryError'
     this.code = code
-    this.exit = ExitCode[kind]
+    this.exit = options?.exit ?? ExitCode[kind]
     this.data = options?.details
   }
 }

@@ -8,6 +8,8 @@ export interface ProgressEvent {
   done: number
   /** bytes expected in this phase, when known */
   total?: number
+  /** set when done and total count things rather than bytes (e.g. "images"): shown without a rate */
+  unit?: string
 }
 
 export type ProgressListener = (event: ProgressEvent) => void

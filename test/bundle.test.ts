@@ -105,8 +105,8 @@ test('the archive opens with GNU tar, entries in the documented order, each blob
   assert.ok(blobs.every((n) => /^blobs\/sha256\/[0-9a-f]{64}$/.test(n)))
   assert.equal(blobs, [...blobs].sort())
   assert.equal(new Set(blobs).size, blobs.length)
-  // one blob per artifact, and a chunk index per VM image
-  assert.is(blobs.length, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length)
+  // one blob per artifact, a chunk index per VM image, the SBOM and the provenance
+  assert.is(blobs.length, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length + 2)
   assert.ok(ctx.bundle.endsWith('test-site-1.2.3.ferry.tar'))
 })
 
@@ -150,7 +150,7 @@ test('verify accepts the bundle (core and CLI)', async () => {
   assert.is(report.bytes, input.size)
   const r = await ferry(['bundle', 'verify', ctx.bundle, '--key', ctx.pub, '--json'])
   assert.is(r.code, 0, r.stderr)
-  assert.is(r.json?.result.blobs, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length)
+  assert.is(r.json?.result.blobs, ctx.lock.artifacts.length + ctx.lock.artifacts.filter((a) => a.kind === 'vm').length + 2)
 })
 
 test('verify refuses an expired bundle (exit 4)', async () => {
@@ -172,7 +172,10 @@ test('inspect shows name, version, dates, signer and artifacts without reading t
   assert.is(r.code, 0, r.stderr)
   for (const want of ['test-site 1.2.3', ctx.lock.expires, 'k3s/', 'azurelinux']) assert.ok(r.stdout.includes(want), `${want} in ${r.stdout}`)
   const j = await ferry(['bundle', 'inspect', ctx.bundle, '--key', ctx.pub, '--json'])
-  assert.is(j.json?.result.artifacts.length, ctx.lock.artifacts.length)
+  // bundle.json's artifacts: the lock's, then the SBOM and the provenance
+  assert.is(j.json?.result.artifacts.length, ctx.lock.artifacts.length + 2)
+  assert.equal(j.json?.result.documents.map((d: {name: string}) => d.name), ['ferry/sbom.cdx.json', 'ferry/provenance.intoto.json'])
+  assert.match(r.stdout, 'ferry/sbom.cdx.json  application/vnd.cyclonedx+json')
   assert.is(j.json?.result.verifiedBy.length, 1)
 })
 

@@ -3,19 +3,19 @@
 // an index survives a round trip and a damaged one is refused; a rebuild from base + pack gives the
 // same bytes and refuses a flipped byte. A download cut into chunks as it is written (the blob
 // writer's hash thread) gives the same index, also when resumed or started over.
-import {createHash, randomBytes} from 'node:crypto'
+import {createHash, randomBytes, randomInt} from 'node:crypto'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {createChunker, indexFile} from '../src/chunks/chunker.js'
+import {createChunker, indexFile, type ChunkerEngine} from '../src/chunks/chunker.js'
 import {ChunkIndex, HEADER_BYTES, RECORD_BYTES} from '../src/chunks/index-format.js'
 import {BaseChunks, summarisePack} from '../src/chunks/plan.js'
 import {packBytes} from '../src/chunks/pack-writer.js'
 import {rebuildChunked} from '../src/chunks/rebuild.js'
 import {openFileSource} from '../src/chunks/sources.js'
-import {CHUNK_PARAMS} from '../src/chunks/params.js'
+import {CHUNK_PARAMS, type ChunkParams} from '../src/chunks/params.js'
 import {BlobWriter} from '../src/store/blob-writer.js'
 
 const KiB = 1024
@@ -89,6 +89,48 @@ test('boundaries depend on content only: any split of the input, either thread, 
   const index = await indexFile(file)
   assert.equal(Array.from({length: index.count}, (_, i) => index.lengthAt(i)), whole)
   assert.is(index.size, data.length)
+})
+
+test('the WebAssembly gear loop cuts exactly where the JavaScript reference does (48 random cases)', () => {
+  const records = (engine: ChunkerEngine, params: ChunkParams, data: Buffer, pieces: number[]) => {
+    const chunker = createChunker(params, engine)
+    const out: Buffer[] = []
+    let at = 0
+    for (const n of pieces) {
+      out.push(chunker.push(data.subarray(at, at + n)))
+      at += n
+    }
+    out.push(chunker.end())
+    return Buffer.concat(out)
+  }
+  for (let c = 0; c < 48; c++) {
+    const size = c === 0 ? 0 : randomInt(1, 3 * MiB)
+    // random, zero runs (disk free space), a constant byte, text-like low entropy, and mixes of them
+    const kind = c % 4
+    const data = kind === 0 ? randomBytes(size) : Buffer.alloc(size, kind === 2 ? 0x5a : 0)
+    if (kind === 1 || kind === 3) {
+      for (let at = 0; at < size; at += randomInt(1, 512 * KiB)) {
+        const n = Math.min(size - at, randomInt(1, 256 * KiB))
+        const fill = kind === 1 ? randomBytes(n) : Buffer.from('the quick brown fox '.repeat(Math.ceil(n / 20)).slice(0, n))
+        fill.copy(data, at)
+      }
+    }
+    const min = 1 << randomInt(8, 15)
+    const avg = min << randomInt(1, 4)
+    const params: ChunkParams = {min, avg, max: avg << randomInt(1, 3), level: randomInt(0, 3), seed: randomInt(0, 2 ** 32)}
+    const pieces: number[] = []
+    for (let left = size; left > 0; ) {
+      const n = Math.min(left, [1, 7, 4096, 65536, 512 * KiB, 2 * MiB][randomInt(0, 6)] + randomInt(0, 100))
+      pieces.push(n)
+      left -= n
+    }
+    const js = records('js', params, data, pieces)
+    const wasm = records('wasm', params, data, [size])
+    const what = `case ${c}: ${size} bytes, kind ${kind}, ${JSON.stringify(params)}`
+    assert.ok(js.equals(wasm), what)
+    assert.ok(js.equals(records('wasm', params, data, pieces)), `${what}, pieces`)
+    assert.is(js.length > 0, size > 0, what)
+  }
 })
 
 test('an insertion disturbs only the chunks around it', async () => {

@@ -56,14 +56,16 @@ test('build --since v1 carries only the changed blobs, lists every artifact, and
   assert.ok(r.json!.result.size <= changedBytes + MiB, `${r.json!.result.size} > ${changedBytes} + 1 MiB`)
   const m = JSON.parse(bundleJsonOf(ctx.delta).toString('utf8'))
   ctx.deltaJson = m
-  assert.is(m.artifacts.length, V2.length)
+  // V2's artifacts, then the SBOM and the provenance
+  assert.is(m.artifacts.length, V2.length + 2)
   assert.equal(m.base, {name: 'usb-site', version: '1.0.0', digest: sha(bundleJsonOf(ctx.v1.path))})
-  const unchangedFiles = m.artifacts.filter((a: {kind: string; name: string}) => a.kind === 'file' && !CHANGED.some((c) => a.name === `files/${c.name}`))
+  const unchangedFiles = m.artifacts.filter((a: {kind: string; name: string; source: string}) => a.kind === 'file' && a.source !== 'ferry:generated' && !CHANGED.some((c) => a.name === `files/${c.name}`))
   for (const a of unchangedFiles) assert.ok(m.omitted.includes(a.digest), a.name)
   // exactly the blobs v1 lacks
   const blobs = execFileSync('tar', ['-tf', ctx.delta]).toString().trim().split('\n').filter((n) => n.startsWith('blobs/'))
   assert.equal(blobs.sort(), [...ctx.newBlobs].sort())
-  assert.is(blobs.length, CHANGED.length)
+  // and the new version's SBOM and provenance
+  assert.is(blobs.length, CHANGED.length + 2)
 })
 
 test('bundle verify refuses a delta without --base (exit 3), naming the missing blobs', async () => {
@@ -131,8 +133,8 @@ test('one changed image layer and one changed file: the delta carries just those
   assert.is(r.code, 0, r.stderr)
   const carried = [...blobsOf(r.json!.result.path).keys()].sort()
   assert.equal(carried, fresh.map(([b]) => b).sort())
-  // the new layer, the new config, the new manifest, and the changed file
-  assert.is(carried.length, 4)
+  // the new layer, the new config, the new manifest, the changed file, the SBOM and the provenance
+  assert.is(carried.length, 6)
   assert.ok(r.json!.result.size <= changedBytes + MiB, `${r.json!.result.size} > ${changedBytes} + 1 MiB`)
   const m = JSON.parse(bundleJsonOf(r.json!.result.path).toString('utf8'))
   assert.ok(m.omitted.length >= 4, 'unchanged layers and files are omitted')

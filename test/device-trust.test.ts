@@ -56,6 +56,16 @@ test('trust add, list and remove through the CLI; the last key is kept unless --
   assert.equal((await listTrustedKeys(dev.paths)).keys, [])
 })
 
+test('each device starts from an empty trust store: a key added to one is not trusted by the next', async () => {
+  const one = await fresh()
+  const two = await fresh()
+  await addTrustedKey(one.paths, ctx.k1.pub)
+  await addTrustedKey(two.paths, ctx.k2.pub)
+  const three = await fresh()
+  assert.equal((await listTrustedKeys(two.paths)).keys.map((k) => k.fingerprint), [ctx.k2.fingerprint])
+  assert.equal((await listTrustedKeys(three.paths)).keys, [])
+})
+
 test('a private key file is refused by trust add (exit 2)', async () => {
   const dev = await fresh()
   const r = await ferry(['device', 'trust', 'add', ctx.k1.priv, '--root', dev.root])

@@ -238,9 +238,9 @@ test('inspect lists the images with digest, platforms and size', async () => {
   const r = await ferry(['bundle', 'inspect', ctx.bundle])
   assert.is(r.code, 0, r.stderr)
   assert.match(r.stdout, /images:/)
-  assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/multi:v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
+  assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/multi:v1\\s+v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
   // a single manifest's platform comes from its config, read when the lock was made
-  assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/img0:v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
+  assert.match(r.stdout, new RegExp(`${ctx.registry.host}/apps/img0:v1\\s+v1\\s+sha256:[0-9a-f]{12}\\s+linux/amd64`))
   const json = await ferry(['bundle', 'inspect', ctx.bundle, '--json'])
   const images = json.json!.result.images as Array<{ref: string; platforms?: string[]}>
   assert.ok(images.length >= 5)

@@ -9,7 +9,8 @@ import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {startFileServer, type FileServer} from '../src/demo/file-server.js'
-import {autoVersion, loadBuildInput, lockManifest, readLock, writeLock} from '../src/manifest/lock.js'
+import {loadBuildInput} from '../src/manifest/build-input.js'
+import {autoVersion, lockManifest, readLock, writeLock} from '../src/manifest/lock.js'
 import {findChecksum, requireChecksum} from '../src/sources/checksums.js'
 import {BlobStore} from '../src/store/blob-store.js'
 import {FerryError} from '../src/errors.js'
@@ -437,7 +438,7 @@ cli('writes the lock beside the manifest, named after it, and reports it as JSON
   assert.is(out.result.name, 'edge-site')
   assert.is(out.result.artifacts, 7)
   const written = await readLock(path)
-  assert.is(out.result.bytes, written.artifacts.reduce((s, a) => s + a.size, 0))
+  assert.is(out.result.bytes, written.artifacts.reduce((s, a) => s + (a.imageSize ?? a.size), 0))
   assert.ok(out.result.bytes < total, 'arm64 assets are not in an amd64 lock')
 })
 

@@ -26,6 +26,7 @@ interface Ctx {
   v1Img1: string
   /** blobs the delta carries: digest → size */
   carried: Map<string, number>
+  documents: number
 }
 const ctx = {registries: []} as unknown as Ctx
 const test = suite('push delta')
@@ -82,7 +83,10 @@ test.before(async () => {
   const bundleJson = JSON.parse(execFileSync('tar', ['-xOf', ctx.delta, 'bundle.json']).toString('utf8'))
   ctx.digests = new Map(bundleJson.artifacts.filter((a: {kind: string}) => a.kind === 'image').map((a: {ref: string; digest: string}) => [a.ref, a.digest]))
   const listing = execFileSync('tar', ['-tvf', ctx.delta]).toString().trim().split('\n').filter((l) => l.includes('blobs/sha256/'))
-  ctx.carried = new Map(listing.map((l) => [`sha256:${l.split(/\s+/).pop()!.split('/').pop()}`, Number(l.split(/\s+/)[2])]))
+  // the bundle's own SBOM and provenance travel too, but are not image blobs: a push leaves them out
+  const documents = new Set(bundleJson.artifacts.filter((a: {kind: string}) => a.kind === 'file').map((a: {digest: string}) => a.digest))
+  ctx.documents = documents.size
+  ctx.carried = new Map(listing.map((l) => [`sha256:${l.split(/\s+/).pop()!.split('/').pop()}`, Number(l.split(/\s+/)[2])] as [string, number]).filter(([d]) => !documents.has(d)))
   ctx.v1Img1 = JSON.parse(execFileSync('tar', ['-xOf', ctx.v1, 'bundle.json']).toString('utf8')).artifacts.find((a: {ref: string}) => a.ref === ref('img1')).digest
   const multi = JSON.parse(await readFile(join(v1Layout, 'blobs', 'sha256', ctx.digests.get(ref('multi'))!.slice(7)), 'utf8'))
   ctx.multiChild = multi.manifests.find((m: {platform: {architecture: string}}) => m.platform.architecture === 'amd64').digest
@@ -93,7 +97,8 @@ test.after(async () => {
   await rm(ctx.dir, {recursive: true, force: true})
 })
 
-test('the delta carries only img0: its new layer, config and manifest', () => {
+test('the delta carries only img0: its new layer, config and manifest (beside its SBOM and provenance)', () => {
+  assert.is(ctx.documents, 2)
   assert.is(ctx.carried.size, 3)
   assert.ok(ctx.carried.has(ctx.digests.get(ref('img0'))!))
 })

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {verifyRebuilds} from '../src/bundle/chunk-rebuild.js'
-import {loadVerifyBase} from '../src/bundle/delta.js'
+import {loadVerifyBase} from '../src/bundle/delta-base.js'
 import {openBundleInput} from '../src/bundle/input.js'
 import {verifyBundleStream} from '../src/bundle/verify.js'
 import {readPublicKeys} from '../src/trust/keys.js'
@@ -51,14 +51,15 @@ async function verify(file: string, baseFile?: string): Promise<void> {
 
 /**
  * The folder holds exactly what releases.json lists (plus `allowed`), and every bundle it lists is
- * complete: full bundles verify, deltas verify against their base.
+ * complete: full bundles verify, deltas verify against their base (only those of release `only`, when given).
  */
-async function assertClean(dir: string, allowed: string[] = []): Promise<void> {
+async function assertClean(dir: string, allowed: string[] = [], only?: string): Promise<void> {
   const index = JSON.parse(await readFile(join(dir, 'releases.json'), 'utf8'))
   const named = new Set<string>(['releases.json', ...allowed])
   for (const r of index.releases) for (const f of [r.bundle.path, r.lock, r.changelog.md, r.changelog.json, ...r.deltas.map((d: {path: string}) => d.path)]) named.add(f)
   assert.equal((await readdir(dir)).filter((f) => !named.has(f)).sort(), [], 'nothing beyond what releases.json lists')
   for (const r of index.releases) {
+    if (only !== undefined && r.version !== only) continue
     await verify(join(dir, r.bundle.path))
     for (const d of r.deltas) {
       const base = index.releases.find((x: {version: string}) => x.version === d.from)
@@ -67,16 +68,44 @@ async function assertClean(dir: string, allowed: string[] = []): Promise<void> {
   }
 }
 
-/** Starts a run and kills it with SIGKILL after `ms`; resolves once it is gone. */
-function killAfter(dir: string, ms: number): Promise<void> {
+/** Runs release plain (one line per step on stdout) and notes when each line arrived, ms after the start. */
+function timedRun(dir: string, opts: {killAt?: (line: string, at: number) => number | undefined; extra?: string[]} = {}): Promise<{lines: Array<{line: string; at: number}>; killed: boolean; code: number | null}> {
   return new Promise((resolve) => {
-    const child = spawn(join(REPO, 'bin/run.js'), args(dir), {stdio: 'ignore', env: {...process.env, NO_COLOR: '1'}})
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms)
-    child.on('exit', () => {
+    const started = Date.now()
+    const child = spawn(join(REPO, 'bin/run.js'), args(dir, ...(opts.extra ?? [])).filter((a) => a !== '--json'), {stdio: ['ignore', 'pipe', 'ignore'], env: {...process.env, NO_COLOR: '1'}})
+    const lines: Array<{line: string; at: number}> = []
+    let timer: NodeJS.Timeout | undefined
+    const kill = (ms: number) => {
+      if (timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), Math.max(0, ms))
+    }
+    const first = opts.killAt?.('', 0)
+    if (first !== undefined) kill(first)
+    let rest = ''
+    child.stdout.on('data', (d) => {
+      rest += d
+      for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
+        const line = rest.slice(0, i)
+        rest = rest.slice(i + 1)
+        const at = Date.now() - started
+        lines.push({line, at})
+        const ms = opts.killAt?.(line, at)
+        if (ms !== undefined) kill(ms)
+      }
+    })
+    child.on('exit', (code, signal) => {
       clearTimeout(timer)
-      resolve()
+      resolve({lines, killed: signal === 'SIGKILL', code})
     })
   })
+}
+
+const pendingVersion = async (dir: string): Promise<string | undefined> =>
+  existsSync(join(dir, 'pending.lock.json')) ? JSON.parse(await readFile(join(dir, 'pending.lock.json'), 'utf8')).version : undefined
+
+/** The k3s version a recorded release carries, from its changelog. */
+async function k3sOf(dir: string, version: string): Promise<string> {
+  const changes = JSON.parse(await readFile(join(dir, `edge-site-${version}.changes.json`), 'utf8'))
+  return changes.artifacts.find((a: {name: string}) => a.name === 'k3s/k3s-amd64').new.version
 }
 
 test.before(async () => {
@@ -88,63 +117,95 @@ test.after(async () => {
   await rm(ctx.fx.root, {recursive: true, force: true})
 })
 
-test('kill -9 at each step of a release, then a rerun: it finishes that release with the same bytes and the folder is clean', async () => {
+test('kill -9 at each step of a release, then a rerun: it finishes that release (not a fresh one) with the same bytes and the folder is clean', async () => {
   const dir = newDir()
   const opts = {extra: ['--keep', '2', '--deltas', '1']}
   ctx.fx.move(K3S_OLD)
   assert.is((await run(dir, opts)).code, 0)
-  const channel = [K3S_NEW, K3S_NEWER, K3S_OLD, K3S_NEW, K3S_NEWER]
+  const channel = [K3S_NEW, K3S_NEWER, K3S_OLD, K3S_NEW, K3S_NEWER, K3S_OLD]
   const points = ['release:pending', 'release:full', 'release:delta', 'release:changelog', 'release:recorded']
   for (const [i, point] of points.entries()) {
     ctx.fx.move(channel[i])
     const last = (await listed(dir)).at(-1)!.version
     const killed = await run(dir, {...opts, env: {FERRY_TEST_KILL_AT: point}})
     assert.is(killed.code, null, `${point}: killed`)
-    const pending = JSON.parse(await readFile(join(dir, 'pending.lock.json'), 'utf8')).version as string
+    const pending = (await pendingVersion(dir))!
     const recorded = (await listed(dir)).at(-1)!.version
     assert.is(recorded, point === 'release:recorded' ? pending : last, `${point}: release list shows only what was recorded`)
     const full = join(dir, `edge-site-${pending}.ferry.tar`)
     const fullBefore = existsSync(full) ? await sha(full) : undefined
+    // upstream moves on before the rerun: finishing means the saved release, not one resolved afresh
+    if (point !== 'release:recorded') ctx.fx.move(channel[i + 1])
     const again = await run(dir, opts)
     assert.is(again.code, 0, `${point}: ${again.stderr}`)
     const res = again.json!.result
     assert.is(res.version, pending, `${point}: the rerun finishes the saved release`)
     assert.is(res.changed, point !== 'release:recorded', point)
-    if (point !== 'release:recorded') assert.is(res.resumed, true, point)
+    assert.is(await k3sOf(dir, pending), channel[i], `${point}: with the k3s it was resolved with`)
     if (fullBefore) assert.is(res.bundle.sha256, fullBefore, `${point}: same bytes`)
     const releases = await listed(dir)
     assert.is(releases.at(-1)!.version, pending)
     assert.equal(releases.at(-1)!.deltas.map((d) => d.from), [releases.at(-2)!.version])
     await assertClean(dir)
+    if (point !== 'release:recorded') ctx.fx.move(channel[i])
   }
 })
 
-test('kill -9 at random moments, then a rerun: release list only ever shows complete releases, and the rerun finishes', async () => {
+test('kill -9 at random moments of several releases, then a rerun: release list only ever shows complete releases, and the rerun finishes the saved one', async () => {
   ctx.fx.move(K3S_OLD)
   const dir = newDir()
-  assert.is((await run(dir)).code, 0)
+  const keepAll = ['--keep', '20']
+  assert.is((await run(dir, {extra: keepAll})).code, 0)
+  // one whole run with a change, to know when its steps come
   ctx.fx.move(K3S_NEW)
-  for (let i = 0; i < 4; i++) {
-    await killAfter(dir, 200 + Math.floor(Math.random() * 2500))
+  const whole = await timedRun(dir, {extra: keepAll})
+  assert.is(whole.code, 0)
+  const saved = whole.lines.find((l) => l.line.includes('lock saved'))!.at
+  const end = whole.lines.at(-1)!.at
+  const cycle = [K3S_NEWER, K3S_OLD, K3S_NEW]
+  const landed: string[] = []
+  for (let i = 0; i < 6; i++) {
+    ctx.fx.move(cycle[i % 3])
+    const before = (await listed(dir)).map((r) => r.version)
+    // every third moment anywhere from the start (also while resolving); the others while the release is made
+    const anywhere = i % 3 === 0
+    const killAt = (line: string) => {
+      if (anywhere) return line === '' ? Math.floor(Math.random() * end * 1.1) : undefined
+      return line.includes('lock saved') ? Math.floor(Math.random() * (end - saved) * 1.1) : undefined
+    }
+    const k = await timedRun(dir, {killAt, extra: keepAll})
     const releases = await listed(dir)
-    assert.ok(releases.length === 1 || releases.length === 2)
-    const pending = existsSync(join(dir, 'pending.lock.json')) ? [JSON.parse(await readFile(join(dir, 'pending.lock.json'), 'utf8')).version] : []
+    const pending = await pendingVersion(dir)
+    const recorded = releases.length > before.length
+    landed.push(!k.killed ? 'finished' : recorded ? 'after recording' : pending ? 'mid-release' : 'before the lock was saved')
+    assert.equal(releases.slice(0, before.length).map((r) => r.version), before, 'the releases made before stay')
     // besides what releases.json lists: only the release being made, under its own names, or temp names
     for (const f of await readdir(dir)) {
       if (f === 'releases.json' || f === 'pending.lock.json' || f === '.release.lock' || f.startsWith('.')) continue
       const ofListed = releases.some((r) => f.startsWith(`edge-site-${r.version}.`) || f.startsWith(`edge-site-${r.version}-from-`))
-      const ofPending = pending.some((v) => f.startsWith(`edge-site-${v}.`) || f.startsWith(`edge-site-${v}-from-`))
+      const ofPending = pending !== undefined && (f.startsWith(`edge-site-${pending}.`) || f.startsWith(`edge-site-${pending}-from-`))
       assert.ok(ofListed || ofPending, `${f} belongs to a release`)
       // no half-made file under a final name: every bundle there is whole
       const delta = /^edge-site-(.+)-from-(.+)\.ferry\.tar$/.exec(f)
       if (delta) await verify(join(dir, f), join(dir, `edge-site-${delta[2]}.ferry.tar`))
       else if (f.endsWith('.ferry.tar')) await verify(join(dir, f))
     }
+    // upstream moves on before the rerun: a saved release is finished as it was resolved
+    if (pending && !recorded) ctx.fx.move(cycle[(i + 1) % 3])
+    const again = await run(dir, {extra: keepAll})
+    assert.is(again.code, 0, again.stderr)
+    if (pending && !recorded) {
+      assert.is(again.json!.result.version, pending, 'the rerun finishes the saved release')
+      assert.is(again.json!.result.changed, true)
+    }
+    assert.is((await listed(dir)).length, before.length + 1, `${landed.at(-1)}: one release more`)
+    const newest = (await listed(dir)).at(-1)!.version
+    assert.is(await k3sOf(dir, newest), cycle[i % 3])
+    await assertClean(dir, [], newest)
   }
-  const again = await run(dir)
-  assert.is(again.code, 0, again.stderr)
-  assert.is((await listed(dir)).length, 2)
   await assertClean(dir)
+  console.log(`  kills landed: ${landed.join(', ')}`)
+  assert.ok(landed.filter((l) => l === 'mid-release').length >= 2, `kills landed: ${landed.join(', ')}`)
 })
 
 test('--keep prunes older full releases and every delta whose base or target went; the newest always stays', async () => {
@@ -154,7 +215,11 @@ test('--keep prunes older full releases and every delta whose base or target wen
     ctx.fx.move(k3s)
     const r = await run(dir, {extra: ['--keep', '2']})
     assert.is(r.code, 0, r.stderr)
-    versions.push(r.json!.result.version)
+    const res = r.json!.result
+    versions.push(res.version)
+    // a delta only from the release --keep leaves beside it: none is built to be pruned at once
+    assert.equal(res.deltas.map((d: {from: string}) => d.from), versions.slice(-2, -1))
+    assert.ok(!res.pruned.some((f: string) => f.includes(`edge-site-${res.version}`)), `${res.pruned}`)
   }
   const releases = await listed(dir)
   assert.equal(releases.map((r) => r.version), versions.slice(2))
@@ -194,11 +259,27 @@ test('the upstream going away mid-run is exit 5, leaves the releases there untou
   const after = await contents(dir)
   for (const [f, digest] of Object.entries(before)) assert.is(after[f], digest, `${f} untouched`)
   assert.is((await listed(dir)).length, 1)
+  // by the next run the channel moved on again: that run finishes the saved release first
+  ctx.fx.move(K3S_NEW)
   const again = await run(dir, store)
   assert.is(again.code, 0, again.stderr)
-  assert.is(again.json!.result.resumed, true)
+  assert.is(await k3sOf(dir, again.json!.result.version), K3S_NEWER)
   assert.is((await listed(dir)).length, 2)
   await assertClean(dir)
+})
+
+test('the channel server unreachable when the run starts is exit 5, and nothing in the folder is written', async () => {
+  ctx.fx.move(K3S_OLD)
+  const dir = newDir()
+  assert.is((await run(dir)).code, 0)
+  const before = await contents(dir)
+  ctx.fx.move(K3S_NEW)
+  ctx.fx.channelDown(true)
+  const r = await run(dir)
+  ctx.fx.channelDown(false)
+  assert.is(r.code, 5, r.stderr + r.stdout)
+  assert.is(r.json!.error!.code, 'CHANNEL_UNREACHABLE')
+  assert.equal(await contents(dir), before, 'not one file written, changed or removed')
 })
 
 test('a full disk during the build is exit 6, leaves the releases there untouched, and a run with room finishes', async () => {

@@ -27,7 +27,7 @@ test('systemd-analyze verify accepts the service and the timer', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-units-'))
   try {
     // verify checks that ExecStart's program exists: point it at this checkout's ferry
-    const service = (await unit('ferry-release.service')).replace('ExecStart=/usr/bin/ferry ', `ExecStart=${join(REPO, 'bin', 'run.js')} `)
+    const service = (await unit('ferry-release.service')).replace('ExecStart=/usr/local/bin/ferry ', `ExecStart=${join(REPO, 'bin', 'run.js')} `)
     await writeFile(join(dir, 'ferry-release.service'), service)
     await writeFile(join(dir, 'ferry-release.timer'), await unit('ferry-release.timer'))
     const r = await exec('systemd-analyze', ['verify', join(dir, 'ferry-release.service'), join(dir, 'ferry-release.timer')]).catch((e) => e)
@@ -50,12 +50,23 @@ test('the timer runs monthly, catches up a missed month, and spreads the start',
 test('the service runs release run with what the EnvironmentFile example sets', async () => {
   const service = settings(await unit('ferry-release.service'))
   assert.is(service.EnvironmentFile, '/etc/ferry/release.env')
-  assert.match(service.ExecStart, /^\/usr\/bin\/ferry release run /)
+  assert.match(service.ExecStart, /^\/usr\/local\/bin\/ferry release run /)
   const used = [...service.ExecStart.matchAll(/\$\{?([A-Z_]+)\}?/g)].map((m) => m[1])
   const example = settings(await unit('release.env.example'))
   for (const name of used) assert.ok(example[name] !== undefined, `release.env.example sets ${name}`)
   assert.match(example.FERRY_SIGN, /^--(key|gpg-key) /)
   assert.match(service.ExecStart, /--out \$\{FERRY_RELEASES\}/)
+})
+
+test('every unit runs ferry where the README installs it, /usr/local/bin/ferry', async () => {
+  // npm install -g --prefix /usr/local . (build machine) and the device tarball's link both put it there
+  for (const name of ['ferry-release.service', 'ferry-recover.service']) {
+    const line = settings(await unit(name)).ExecStart
+    assert.match(line, /^\/usr\/local\/bin\/ferry /, name)
+  }
+  const readme = await readFile(join(REPO, 'README.md'), 'utf8')
+  assert.match(readme, /ln -sf \/opt\/ferry\/ferry \/usr\/local\/bin\/ferry/)
+  assert.match(readme, /npm install -g --prefix \/usr\/local \./)
 })
 
 test.run()

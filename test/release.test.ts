@@ -9,6 +9,9 @@ import {join} from 'node:path'
 import semver from 'semver'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {runRelease} from '../src/release/run.js'
+import {BlobStore} from '../src/store/blob-store.js'
+import {fileSigner} from '../src/trust/sign.js'
 import {ferry} from './helpers/cli.js'
 import {startTinyproxy} from './helpers/tinyproxy.js'
 import {K3S_NEW, K3S_NEWER, K3S_OLD, makeReleaseUpstream, type ReleaseUpstream} from './helpers/release-upstream.js'
@@ -18,6 +21,22 @@ const ctx = {} as {fx: ReleaseUpstream; dir: string; versions: string[]}
 
 const run = (...extra: string[]) =>
   ferry(['release', 'run', ctx.fx.manifest, '--key', ctx.fx.key, '--out', ctx.dir, '--store', ctx.fx.store, '--json', ...extra])
+
+/** The keys DESIGN.md gives `release run --json`, always all of them. */
+const RESULT_KEYS = ['bundle', 'changed', 'changelog', 'deltas', 'pruned', 'version']
+
+/** The result has exactly the contract's keys, each of its type. */
+function assertResultShape(res: Record<string, unknown> & {bundle: Record<string, unknown>; deltas: Array<Record<string, unknown>>; changelog: Record<string, unknown>}) {
+  assert.equal(Object.keys(res).sort(), RESULT_KEYS)
+  assert.type(res.changed, 'boolean')
+  assert.type(res.version, 'string')
+  assert.equal(Object.keys(res.bundle).sort(), ['path', 'sha256', 'size'])
+  assert.match(res.bundle.sha256 as string, /^[0-9a-f]{64}$/)
+  assert.type(res.bundle.size, 'number')
+  for (const d of res.deltas) assert.equal(Object.keys(d).sort(), ['from', 'path', 'size'])
+  assert.ok(existsSync(res.changelog.md as string) && existsSync(res.changelog.json as string), 'the changelog files are there')
+  assert.ok(Array.isArray(res.pruned))
+}
 
 /** Names, sizes and mtimes of everything in the folder. */
 async function snapshot(dir: string): Promise<string[]> {
@@ -40,6 +59,7 @@ test('the first run makes the first release: full bundle, changelog with everyth
   const r = await run()
   assert.is(r.code, 0, r.stderr)
   const res = r.json!.result
+  assertResultShape(res)
   assert.is(res.changed, true)
   assert.ok(existsSync(res.bundle.path))
   assert.equal(res.deltas, [])
@@ -51,15 +71,27 @@ test('the first run makes the first release: full bundle, changelog with everyth
   ctx.versions.push(res.version)
   const listed = await ferry(['release', 'list', ctx.dir, '--json'])
   assert.is(listed.code, 0)
-  assert.equal(listed.json!.result.releases.map((x: {version: string}) => x.version), [res.version])
+  const entry = listed.json!.result.releases[0]
+  assert.equal(entry.version, res.version)
+  assert.equal(listed.json!.result.releases.length, 1)
+  // release list --json: version, path, created and deltas [{from, path, size}] of each release
+  assert.is(entry.path, res.bundle.path)
+  assert.ok(!Number.isNaN(Date.parse(entry.created)), entry.created)
+  assert.equal(entry.deltas, [])
 })
 
 test('nothing new upstream: changed false, exit 0, and not one file written or touched', async () => {
   const before = await snapshot(ctx.dir)
   const r = await run()
   assert.is(r.code, 0, r.stderr)
-  assert.is(r.json!.result.changed, false)
-  assert.is(r.json!.result.version, ctx.versions[0])
+  const res = r.json!.result
+  assertResultShape(res)
+  assert.is(res.changed, false)
+  assert.is(res.version, ctx.versions[0])
+  // the last release's bundle and changelog, nothing pruned
+  assert.is(res.bundle.path, join(ctx.dir, `edge-site-${ctx.versions[0]}.ferry.tar`))
+  assert.is(res.changelog.json, join(ctx.dir, `edge-site-${ctx.versions[0]}.changes.json`))
+  assert.equal(res.pruned, [])
   assert.equal(await snapshot(ctx.dir), before)
 })
 
@@ -68,6 +100,7 @@ test('the channel moves: full bundle, a delta from the last release that verifie
   const r = await run()
   assert.is(r.code, 0, r.stderr)
   const res = r.json!.result
+  assertResultShape(res)
   assert.is(res.changed, true)
   assert.ok(semver.gt(res.version, ctx.versions[0]), `${res.version} > ${ctx.versions[0]}`)
   ctx.versions.push(res.version)
@@ -120,6 +153,8 @@ test('a second run while one is live is exit 8 and changes nothing; the first th
   ctx.versions.push(r.json!.result.version)
   // a delta from each of the last releases, newest first
   assert.equal(r.json!.result.deltas.map((d: {from: string}) => d.from), [ctx.versions[1], ctx.versions[0]])
+  const listed = (await ferry(['release', 'list', ctx.dir, '--json'])).json!.result.releases
+  assert.equal(listed.at(-1).deltas, r.json!.result.deltas, 'release list names the same deltas, paths and sizes')
 })
 
 test('a lock left by a process that is gone is broken', async () => {
@@ -167,6 +202,71 @@ test('release run --proxy: the channel server and every upstream file are reache
   } finally {
     await proxy.stop()
   }
+})
+
+test('a patched VM image: each delta carries it as chunks (a pack of the changed ones) that rebuild against the base', async () => {
+  ctx.fx.move(K3S_NEWER)
+  await ctx.fx.patchVm(200 << 10, 4096, 'month-4')
+  const r = await run()
+  assert.is(r.code, 0, r.stderr)
+  const res = r.json!.result
+  assert.is(res.changed, true)
+  assert.equal(res.deltas.map((d: {from: string}) => d.from), [ctx.versions[2], ctx.versions[1], ctx.versions[0]])
+  ctx.versions.push(res.version)
+  const changes = JSON.parse(await readFile(res.changelog.json, 'utf8'))
+  assert.equal(changes.artifacts.map((a: {name: string; change: string}) => `${a.name} ${a.change}`), ['vm/azurelinux changed'])
+  for (const d of res.deltas) {
+    const info = await ferry(['bundle', 'inspect', d.path, '--json'])
+    assert.is(info.code, 0, info.stderr)
+    const vm = info.json!.result.chunked.find((c: {name: string}) => c.name === 'vm/azurelinux')
+    assert.is(vm.carried, 'chunks', `the delta from ${d.from} carries the image as chunks`)
+    assert.ok(vm.reused > 0 && vm.newBytes < changes.artifacts[0].new.size / 2, `${vm.newBytes} new bytes of ${changes.artifacts[0].new.size}`)
+    const v = await ferry(['bundle', 'verify', d.path, '--base', join(ctx.dir, `edge-site-${d.from}.ferry.tar`), '--key', ctx.fx.pub, '--json'])
+    assert.is(v.code, 0, v.stderr + v.stdout)
+    assert.is(v.json!.result.rebuilt, 1)
+  }
+})
+
+test('--deltas defaults to 3: the newest three releases, newest first; off a terminal each step is one plain line', async () => {
+  await ctx.fx.patchVm(300 << 10, 4096, 'month-5')
+  const r = await ferry(['release', 'run', ctx.fx.manifest, '--key', ctx.fx.key, '--out', ctx.dir, '--store', ctx.fx.store])
+  assert.is(r.code, 0, r.stderr)
+  const releases = (await ferry(['release', 'list', ctx.dir, '--json'])).json!.result.releases
+  const made = releases.at(-1)
+  assert.ok(!ctx.versions.includes(made.version))
+  assert.equal(made.deltas.map((d: {from: string}) => d.from), [ctx.versions[3], ctx.versions[2], ctx.versions[1]])
+  ctx.versions.push(made.version)
+  const steps = [
+    /^resolving \S+site\.yaml$/,
+    new RegExp(`^resolved edge-site ${made.version}: \\d+ artifact\\(s\\); lock saved as pending\\.lock\\.json$`),
+    /^building the full bundle \S+\.ferry\.tar$/,
+    /^built \S+\.ferry\.tar: [\d.]+ \S+, sha256 [0-9a-f]{64}$/,
+    ...made.deltas.flatMap((d: {from: string}) => [new RegExp(`^building the delta from ${d.from}$`), new RegExp(`^built edge-site-${made.version}-from-${d.from}\\.ferry\\.tar: [\\d.]+ \\S+$`)]),
+    /^changelog \S+\.changes\.md: 1 changed, 0 added, 0 removed$/,
+    new RegExp(`^recorded edge-site ${made.version} in releases\\.json$`),
+    /^released \S+: \S+ \([\d.]+ \S+\), 3 delta\(s\), changelog \S+\.changes\.md$/,
+  ]
+  const lines = r.stdout.trimEnd().split('\n')
+  assert.is(lines.length, steps.length, r.stdout)
+  for (const [i, re] of steps.entries()) assert.match(lines[i], re)
+  // and no spinner, no colour, no carriage return, on either stream
+  assert.not.match(r.stdout + r.stderr, /\x1b\[|\r/)
+})
+
+test('version auto: two releases resolved in the same minute, and one after the clock went back, each get a version above every release', async () => {
+  const dir = join(ctx.fx.root, 'same-minute')
+  const common = {manifest: ctx.fx.manifest, dir, signers: [await fileSigner(ctx.fx.key)], store: new BlobStore(ctx.fx.store)}
+  const now = new Date()
+  ctx.fx.move(K3S_OLD)
+  const a = await runRelease({...common, now})
+  ctx.fx.move(K3S_NEW)
+  const b = await runRelease({...common, now})
+  ctx.fx.move(K3S_NEWER)
+  const c = await runRelease({...common, now: new Date(now.getTime() - 30_000)})
+  assert.ok([a, b, c].every((x) => x.changed))
+  assert.is(b.version, semver.inc(a.version, 'patch'), `${b.version} right above ${a.version}`)
+  assert.is(c.version, semver.inc(b.version, 'patch'), `${c.version} right above ${b.version}`)
+  assert.equal((await ferry(['release', 'list', dir, '--json'])).json!.result.releases.map((x: {version: string}) => x.version), [a.version, b.version, c.version])
 })
 
 test.run()

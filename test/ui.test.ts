@@ -36,12 +36,33 @@ test('off a terminal, progress is plain periodic lines with bytes, rate and ETA'
   const stream = new PassThrough()
   let text = ''
   stream.on('data', (d) => (text += d))
-  const r = new ProgressRenderer({stream: stream as unknown as NodeJS.WriteStream, tty: false, interval: 0})
+  let now = 1_000_000
+  const r = new ProgressRenderer({stream: stream as unknown as NodeJS.WriteStream, tty: false, interval: 0, clock: () => now})
   r.update({phase: 'fetch', done: 0, total: 4 << 20})
+  now += 1000
   r.update({phase: 'fetch', item: 'k3s', done: 1 << 20, total: 4 << 20})
   r.stop()
-  assert.match(text, /^fetch k3s: 1\.0 MiB \/ 4\.0 MiB, [\d.]+ (B|KiB|MiB|GiB)\/s, ETA \S+$/m)
+  assert.match(text, /^fetch k3s: 1\.0 MiB \/ 4\.0 MiB, 1\.0 MiB\/s, ETA 3s$/m)
   assert.not.match(text, /\x1b\[/)
+})
+
+test('a rate counts from the phase\'s first event, and a phase too short to time shows none', () => {
+  const stream = new PassThrough()
+  let text = ''
+  stream.on('data', (d) => (text += d))
+  let now = 1_000_000
+  const r = new ProgressRenderer({stream: stream as unknown as NodeJS.WriteStream, tty: false, interval: 0, clock: () => now})
+  // 30 MiB were already in place when the write began: 2 MiB in 2 s is 1 MiB/s
+  r.update({phase: 'write', done: 30 << 20, total: 40 << 20})
+  now += 2000
+  r.update({phase: 'write', done: 32 << 20, total: 40 << 20})
+  assert.match(text, /^write: 32\.0 MiB \/ 40\.0 MiB, 1\.0 MiB\/s, ETA 8s$/m)
+  r.update({phase: 'verify', done: 0, total: 8 << 20})
+  now += 5
+  r.update({phase: 'verify', done: 8 << 20, total: 8 << 20})
+  assert.match(text, /^verify: 8\.0 MiB \/ 8\.0 MiB$/m)
+  r.update({phase: 'resolve', item: 'app', done: 1, total: 2, unit: 'images'})
+  assert.match(text, /^resolve app: 1 \/ 2 images$/m)
 })
 
 test('on a terminal (a real pty), a spinner shows the phase and bytes; NO_COLOR leaves out colour', async () => {

@@ -9,7 +9,7 @@ import {mapPool} from '../sources/pool.js'
 import {syncDir} from '../store/atomic-file.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {BlobWriter} from '../store/blob-writer.js'
-import {asLocalIoError} from '../errors.js'
+import {asLocalIoError, ExitCode, FerryError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
 import type {BuildOptions} from './build-options.js'
 import type {BlobJob, PlannedImages} from './images.js'
@@ -154,7 +154,14 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const needed = (jobs: BlobJob[]) => jobs.filter((j) => !located.has(j.digest)).sort((x, y) => layout.offsets.get(x.digest)! - layout.offsets.get(y.digest)!)
   const fileWork = needed(files.jobs)
   const imageWork = needed(images.jobs)
-  const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN).map((j) => j.digest) : [])
+  // A download an interrupted build parked in the store resumes there, not from byte 0 in the archive.
+  const parked = new Set<string>()
+  for (const j of [...fileWork, ...imageWork]) if (await stat(store.partialPath(j.digest)).catch(() => undefined)) parked.add(j.digest)
+  const inPlace = new Set(direct ? [...fileWork, ...imageWork].filter((j) => j.fetchInto && j.size >= DIRECT_MIN && !parked.has(j.digest)).map((j) => j.digest) : [])
+  /** bytes each in-place download had written when it stopped */
+  const reached = new Map<string, number>()
+  // downloads whose bytes proved wrong: never kept for a later run to resume
+  const corrupt = new Set<string>()
 
   const waits = new Map<string, Pending>()
   for (const job of [...fileWork, ...imageWork]) if (!waits.has(job.digest)) waits.set(job.digest, pending())
@@ -200,6 +207,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       return await job.fetchInto!(writer, onData)
     } finally {
       await writer.close()
+      reached.set(job.digest, writer.size)
     }
   }
   const run = (jobs: BlobJob[], limit: number) =>
@@ -215,6 +223,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
         })
         fetched += got
       } catch (err) {
+        if (err instanceof FerryError && err.exit === ExitCode.integrity) corrupt.add(job.digest)
         halted ??= {error: err}
         throw err
       }
@@ -233,14 +242,17 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   const onWrite: ProgressListener = (e) => {
     if (!fetching) options.onProgress?.(e)
   }
-  // A failed build keeps the layers it did download straight into the archive: the next run takes them from the store.
+  // A failed build keeps the layers it did download straight into the archive: the next run takes
+  // them from the store, and resumes (Range) those a stop or a failure cut short from the partial/ folder.
   const salvage = async (archive: FileHandle) => {
+    await fetchAll.catch(() => undefined)
     for (const digest of inPlace) {
-      if (!waits.get(digest)?.ok) continue
       const offset = layout.offsets.get(digest)!
-      const size = layout.blobs.find((b) => b.digest === digest)!.size
+      const size = waits.get(digest)?.ok ? layout.blobs.find((b) => b.digest === digest)!.size : (reached.get(digest) ?? 0)
+      if (size === 0 || corrupt.has(digest)) continue
       const bytes = archive.createReadStream({start: offset, end: offset + size - 1, autoClose: false, highWaterMark: 1 << 20})
-      await store.ingest(bytes, {digest, size, what: `${basename(target)} ${digest}`}).catch(() => undefined)
+      const what = `${basename(target)} ${digest}`
+      await (waits.get(digest)?.ok ? store.ingest(bytes, {digest, size, what}) : store.keepPartial(bytes, digest)).catch(() => undefined)
     }
   }
   const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, {onOpen: opened, onFail: salvage}).catch((err: unknown) => {

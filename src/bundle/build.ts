@@ -8,6 +8,7 @@ import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
+import {lockDigest, makeBundleDocuments, storeDocuments, withoutDocuments} from './documents.js'
 import {checkLockedSignatures, signatureBlobFiles} from './image-signatures.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {RegistryPool} from '../sources/oci/registry-source.js'
@@ -81,7 +82,8 @@ export function describeLock(lock: LockFile): {indexJson: Buffer; manifest: Bund
  * archive atomically. Everything that goes into the bytes comes from the lock,
  * so two builds of one lock are byte-identical.
  */
-export async function buildBundle(lock: LockFile, options: BuildOptions): Promise<BuildResult> {
+export async function buildBundle(given: LockFile, options: BuildOptions): Promise<BuildResult> {
+  const lock = withoutDocuments(given)
   const now = options.now ?? new Date()
   if (Date.parse(lock.expires) <= now.getTime()) {
     throw trustError('LOCK_EXPIRED', `the lock for ${lock.name} ${lock.version} expired at ${lock.expires}; run "ferry manifest lock" again`)
@@ -118,10 +120,15 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     }
     const first = await plan()
     const images = first.images
-    if (images.omitted.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...images.omitted])].sort())
+    // The SBOM and provenance: made from the lock and the image documents planning brought into the store.
+    const documents = await makeBundleDocuments(lock, chunked.artifacts, (d, size) => options.store.readSmall(d, size), lockDigest(given))
+    const documentBlobs = async () => (await storeDocuments(documents, options.store)).filter((b) => !since?.has(b.digest))
+    const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...(await documentBlobs())]}})
+    const leftOut = [...images.omitted, ...documents.artifacts.map((a) => a.digest).filter((d) => since?.has(d))]
+    if (leftOut.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...leftOut])].sort())
     const manifest: BundleManifest = {
       ...described.manifest,
-      artifacts: chunked.artifacts,
+      artifacts: [...chunked.artifacts, ...documents.artifacts],
       ...(since ? {base: {name: since.name, version: since.version, digest: since.digest}, omitted} : {}),
       ...(options.rotation ? {rotation: options.rotation} : {}),
     }
@@ -132,7 +139,8 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
     for (const signer of options.signers) parts.push(await signer.sign(bundleJson, signedAt))
     const entries = {bundleJson, signature: Buffer.from(armorSignatures(parts)), indexJson}
     try {
-      const {written, fetched, reused} = await fetchAndWrite(target, entries, first.files, first.images, options)
+      const planned = await withDocuments(first)
+      const {written, fetched, reused} = await fetchAndWrite(target, entries, planned.files, planned.images, options)
       return {...written, manifest, fetched, ...(reused ? {reused} : {}), chunked: chunked.report}
     } catch (err) {
       // A cached blob damaged on disk (a power cut before it was sealed): drop it, fetch it again, write once more.
@@ -142,7 +150,7 @@ export async function buildBundle(lock: LockFile, options: BuildOptions): Promis
       if (!damaged) throw err
       if (code === 'STORE_CORRUPT') for (const digest of damaged) await options.store.evict(digest)
       options.store.packs.refresh()
-      const again = await plan()
+      const again = await withDocuments(await plan())
       const {written, fetched} = await fetchAndWrite(target, entries, again.files, again.images, options)
       return {...written, manifest, fetched, chunked: chunked.report}
     }

@@ -1,18 +1,28 @@
 import {open} from 'node:fs/promises'
 import {ChunkIndex} from '../chunks/index-format.js'
 import {BaseChunks, summarisePack} from '../chunks/plan.js'
+import {artifactVersion, pairArtifacts} from '../manifest/artifact-changes.js'
 import {indexTar, type TarMember} from '../sources/oci/tar-index.js'
 import {CHUNKED_MAX_SHARE, type ChunkReport} from './chunked.js'
 import {ENTRY, type BundleArtifact, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import {inspectBundle} from './inspect.js'
 import {readTar} from './tar-reader.js'
+import {isBundleDocument} from './documents.js'
 
 export interface Change {
+  /** the artifact's name, an image's reference (in NEW; in OLD for a removal) */
   name: string
   kind: string
+  /** a changed image whose tag moved: its reference in OLD */
+  previous?: string
+  /** digests in OLD and NEW */
   from?: string
   to?: string
+  /** versions in OLD and NEW (k3s, Kubernetes, an image's tag), when known */
+  fromVersion?: string
+  toVersion?: string
+  /** in NEW (in OLD for a removal) */
   size: number
 }
 
@@ -86,17 +96,29 @@ async function blobSizes(input: BundleInput, members: Map<string, TarMember> | u
 }
 
 function compare(olds: BundleArtifact[], news: BundleArtifact[], key: (a: BundleArtifact) => string) {
-  const before = new Map(olds.map((a) => [key(a), a]))
-  const after = new Map(news.map((a) => [key(a), a]))
-  const change = (a: BundleArtifact, from?: string, to?: string): Change => ({name: key(a), kind: a.kind, from, to, size: a.imageSize ?? a.size})
+  const named = (a: BundleArtifact) => ({name: key(a), kind: a.kind, digest: a.digest, ref: a.ref, a})
+  const pairs = pairArtifacts(olds.map(named), news.map(named))
+  const version = (which: 'fromVersion' | 'toVersion', a: BundleArtifact) => {
+    const v = artifactVersion(a)
+    return v === undefined ? {} : {[which]: v}
+  }
+  const change = (a: BundleArtifact): Change => ({name: key(a), kind: a.kind, size: a.imageSize ?? a.size})
   return {
-    added: [...after.values()].filter((a) => !before.has(key(a))).map((a) => change(a, undefined, a.digest)),
-    removed: [...before.values()].filter((a) => !after.has(key(a))).map((a) => change(a, a.digest, undefined)),
-    changed: [...after.values()].filter((a) => before.has(key(a)) && before.get(key(a))!.digest !== a.digest).map((a) => change(a, before.get(key(a))!.digest, a.digest)),
+    added: pairs.added.map(({a}) => ({...change(a), to: a.digest, ...version('toVersion', a)})),
+    removed: pairs.removed.map(({a}) => ({...change(a), from: a.digest, ...version('fromVersion', a)})),
+    changed: pairs.changed.map(({old, new: n}) => ({
+      ...change(n.a),
+      ...(old.name === n.name ? {} : {previous: old.name}),
+      from: old.a.digest,
+      to: n.a.digest,
+      ...version('fromVersion', old.a),
+      ...version('toVersion', n.a),
+    })),
   }
 }
 
-const notImage = (m: BundleManifest) => m.artifacts.filter((a) => a.kind !== 'image')
+// the SBOM and provenance describe the rest (and differ with every version): not compared
+const notImage = (m: BundleManifest) => m.artifacts.filter((a) => a.kind !== 'image' && !isBundleDocument(a))
 const images = (m: BundleManifest) => m.artifacts.filter((a) => a.kind === 'image')
 
 /**

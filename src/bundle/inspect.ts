@@ -1,5 +1,6 @@
 import type {PublicKey} from 'openpgp'
 import {integrityError} from '../errors.js'
+import {artifactVersion} from '../manifest/artifact-changes.js'
 import {ENTRY, parseBundleJson, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 import type {ChunkReport} from './chunked.js'
@@ -21,6 +22,8 @@ export interface Inspection {
 
 export interface ImageSummary {
   ref: string
+  /** its tag (absent for an image named by digest only) */
+  version?: string
   /** of the image's manifest or index */
   digest: string
   /** platforms carried (an index's children kept, or the one a single manifest's config names) */
@@ -44,10 +47,15 @@ export function chunkSummaries(manifest: BundleManifest): ChunkReport[] {
     })
 }
 
+function versionOf(a: BundleManifest['artifacts'][number]): {version?: string} {
+  const version = artifactVersion(a)
+  return version === undefined ? {} : {version}
+}
+
 export function imageSummaries(manifest: BundleManifest): ImageSummary[] {
   return manifest.artifacts
     .filter((a) => a.kind === 'image')
-    .map((a) => ({ref: a.ref ?? a.name, digest: a.digest, ...(a.platforms ? {platforms: a.platforms} : {}), size: a.imageSize ?? a.size, signedBy: a.cosign ? {key: a.cosign.key, keyFile: a.cosign.keyFile, form: a.cosign.form} : null}))
+    .map((a) => ({ref: a.ref ?? a.name, ...versionOf(a), digest: a.digest, ...(a.platforms ? {platforms: a.platforms} : {}), size: a.imageSize ?? a.size, signedBy: a.cosign ? {key: a.cosign.key, keyFile: a.cosign.keyFile, form: a.cosign.form} : null}))
 }
 
 async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {

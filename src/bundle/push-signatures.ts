@@ -9,7 +9,7 @@ import type {RegistryClient} from '../sources/oci/registry-client.js'
 import {putManifest} from '../sources/oci/registry-push.js'
 import {getManifest} from '../sources/oci/registry-source.js'
 import type {CosignProof} from '../manifest/lock-format.js'
-import type {ManifestPut} from './push-plan.js'
+import type {ManifestPut} from './push-types.js'
 
 interface Descriptor {
   mediaType?: string

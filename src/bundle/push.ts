@@ -4,17 +4,18 @@ import {fetchDocument} from '../sources/oci/registry-document.js'
 import {putManifest} from '../sources/oci/registry-push.js'
 import {FerryError, integrityError, usageError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
-import {loadVerifyBase, type BundleBase} from './delta.js'
+import {loadVerifyBase, type BundleBase} from './delta-base.js'
 import {bundleFileName, ENTRY, type BundleManifest} from './format.js'
 import {openBundleInput, type BundleInput} from './input.js'
 import {BlobPusher, type Lacking, type PushTally} from './push-blobs.js'
-import {planPush, targetRepository, type ManifestPut, type PushedImage, type PushPlan} from './push-plan.js'
+import {planPush, targetRepository} from './push-plan.js'
 import {putReferrerTag} from './push-signatures.js'
+import type {ManifestPut, PushedImage, PushPlan} from './push-types.js'
 import {readTar} from './tar-reader.js'
 import {parseBundleJson} from './format.js'
 import {verifyBundleStream, type BaseBlobs, type BlobSink} from './verify.js'
 
-export type {PushedImage} from './push-plan.js'
+export type {PushedImage} from './push-types.js'
 
 export interface PushOptions {
   keys: PublicKey[]

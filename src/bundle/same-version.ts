@@ -2,19 +2,22 @@ import {stat} from 'node:fs/promises'
 import {usageError} from '../errors.js'
 import {sha256Of} from '../store/hashing.js'
 import {readFileChunks} from '../store/file-chunks.js'
+import {isBundleDocument} from './documents.js'
 import {parseBundleJson} from './format.js'
 import {readBundleHead} from './inspect.js'
 
 /**
  * Whether two bundle.json describe the same release: equal but for `created` and `expires`, which a
  * build from a manifest (not a lock) takes from the time it resolved. Everything that reaches a device
- * (artifacts and their digests, health checks, platforms, rotation, delta base) must be equal.
+ * (artifacts and their digests, health checks, platforms, rotation, delta base) must be equal; the SBOM and
+ * provenance, made from those and the times, are not compared.
  */
 export function sameContent(a: Buffer, b: Buffer): boolean {
   if (a.equals(b)) return true
   const content = (bytes: Buffer) => {
-    const {created: _c, expires: _e, ...rest} = parseBundleJson(bytes)
-    return JSON.stringify(rest)
+    const {created: _c, expires: _e, artifacts, ...rest} = parseBundleJson(bytes)
+    // the SBOM and provenance carry the times and the lock's digest: they differ with them
+    return JSON.stringify({...rest, artifacts: artifacts.filter((a) => !isBundleDocument(a))})
   }
   try {
     return content(a) === content(b)

@@ -1,6 +1,7 @@
 import {Header} from 'tar/header'
 import {Pax} from 'tar/pax'
 import {integrityError} from '../errors.js'
+import {throwIfInterrupted} from '../interrupt.js'
 
 const BLOCK = 512
 
@@ -133,6 +134,7 @@ class ChunkSource {
 
   private async fill(): Promise<boolean> {
     if (this.done) return false
+    throwIfInterrupted()
     // The input may reuse a chunk's memory once the next is requested: keep a private copy of the rest.
     if (this.pending.length) this.pending = Buffer.from(this.pending)
     const next = await this.iterator.next()

@@ -3,6 +3,8 @@ import type {PublicKey} from 'openpgp'
 import {verifyDetached} from '../trust/verify.js'
 import {integrityError, trustError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
+import {checkBundleDocuments, DOCUMENT_MAX} from './document-check.js'
+import {isBundleDocument} from './documents.js'
 import {BundleManifest, ENTRY, parseBundleJson} from './format.js'
 import {imageClosure, parseIndex} from './oci-closure.js'
 import {readTar, type TarEntry} from './tar-reader.js'
@@ -153,6 +155,8 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     // (so no tool importing the layout takes them for images); their blobs are walked the same way.
     const signatureRoots = manifest.artifacts.flatMap((a) => (a.cosign ? [a.cosign.manifest] : []))
     const omitted = new Set(manifest.omitted ?? [])
+    // the SBOM and provenance are read whole, to check what they say (document-check.ts)
+    const documents = new Set(manifest.artifacts.filter(isBundleDocument).map((a) => a.digest))
     const seen = new Map<string, number>()
     const offsets = new Map<string, number>()
     const retained = new Map<string, Buffer>()
@@ -177,13 +181,14 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       }
       const sink = await options.blobSink?.(digest, entry.size)
       const hash = createHash('sha256')
-      const keep = entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL
+      const document = documents.has(digest) && entry.size <= DOCUMENT_MAX
+      const keep = document || (entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL)
       const kept: Buffer[] = []
       try {
         let first = true
         for await (const chunk of entry.body) {
           hash.update(chunk)
-          if (keep && (!first || chunk[0] === 0x7b)) kept.push(Buffer.from(chunk))
+          if (keep && (document || !first || chunk[0] === 0x7b)) kept.push(Buffer.from(chunk))
           first = false
           if (sink) await sink.write(chunk)
         }
@@ -233,6 +238,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     for (const digest of seen.keys()) {
       if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
     }
+    checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
     return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets}
   } finally {

@@ -72,6 +72,8 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
           onProgress({phase: 'write', item: basename(target), done: writer!.written, total})
         }
       })
+      // the phase starts now (its rate is measured from here), not at the first 8 MiB
+      onProgress?.({phase: 'write', item: basename(target), done: 0, total})
       try {
         try {
           await writeEntries(writer, entries)

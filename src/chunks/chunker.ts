@@ -10,12 +10,14 @@ export interface Chunker {
   end(): Buffer
 }
 
-type MakeChunker = (params: ChunkParams, hash: typeof createHash) => Chunker
+/** `wasm`: the gear loop in WebAssembly (the default, fast); `js`: the reference loop in JavaScript (same cuts) */
+export type ChunkerEngine = 'wasm' | 'js'
+type MakeChunker = (params: ChunkParams, hash: typeof createHash, engine?: ChunkerEngine) => Chunker
 const makeChunker = new Function(`${CHUNKER_SOURCE}\nreturn makeChunker`)() as MakeChunker
 
 /** A chunker on this thread (tests, small inputs); big files go to the chunk worker (chunkFile). */
-export function createChunker(params: ChunkParams = CHUNK_PARAMS): Chunker {
-  return makeChunker(params, createHash)
+export function createChunker(params: ChunkParams = CHUNK_PARAMS, engine: ChunkerEngine = 'wasm'): Chunker {
+  return makeChunker(params, createHash, engine)
 }
 
 const WORKER_SOURCE = `

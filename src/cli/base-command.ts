@@ -1,5 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {FerryError, toFerryError} from '../errors.js'
+import {describeInterruption, handleStopSignals, interruptedError, stopSignal} from '../interrupt.js'
 import {ProgressRenderer} from '../ui/progress.js'
 import {didYouMean} from './suggest.js'
 
@@ -27,7 +28,34 @@ export abstract class BaseCommand extends Command {
     quiet: Flags.boolean({char: 'q', description: 'Print no progress, only the result.', helpGroup: 'GLOBAL'}),
   }
 
+  /**
+   * Commands that stop cleanly on Ctrl-C / SIGTERM (parking downloads, removing temp files and
+   * locks) before they print what was kept; the others end at once, having changed nothing.
+   */
+  static interruptible = false
+
   private renderer?: ProgressRenderer
+
+  async init(): Promise<void> {
+    await super.init()
+    const unwindMs = (this.ctor as typeof BaseCommand).interruptible ? 20_000 : 0
+    handleStopSignals({graceMs: unwindMs, report: (err) => this.report(err)})
+  }
+
+  /** What the interruption line says was kept and how to go on (see interrupt.ts). */
+  protected onInterrupt(describe: () => string): void {
+    describeInterruption(describe)
+  }
+
+  /** The one line on stderr, or the envelope on stdout with --json. */
+  private report(ferry: FerryError): void {
+    this.stopProgress()
+    if (this.jsonEnabled()) {
+      this.logJson(this.toErrorJson(ferry))
+    } else {
+      process.stderr.write(`ferry: ${ferry.message}\n`)
+    }
+  }
 
   /** A progress listener for the core; draws nothing with --quiet. */
   protected progress() {
@@ -95,8 +123,12 @@ export abstract class BaseCommand extends Command {
     this.stopProgress()
     const oclifExit = (err as {oclif?: {exit?: number}}).oclif?.exit
     // oclif's own parse errors (unknown flag, missing arg) are usage errors.
-    const ferry =
-      err instanceof FerryError
+    // Whatever error the stop caused on its way out, the run ends as interrupted.
+    const ferry = stopSignal()
+      ? err instanceof FerryError && err.code === 'INTERRUPTED'
+        ? err
+        : interruptedError()
+      : err instanceof FerryError
         ? err
         : oclifExit !== undefined && !(err as {code?: string}).code?.startsWith('E')
           ? new FerryError('usage', 'USAGE', this.withFlagSuggestion(oneLine(err.message)))
@@ -106,11 +138,7 @@ export abstract class BaseCommand extends Command {
     if (wrapped) ferry.message = wrapped[1]
     if (oclifExit === 0) return
     process.exitCode = ferry.exit
-    if (this.jsonEnabled()) {
-      this.logJson(this.toErrorJson(ferry))
-    } else {
-      process.stderr.write(`ferry: ${ferry.message}\n`)
-    }
+    this.report(ferry)
     if (process.env.FERRY_DEBUG && ferry.cause) process.stderr.write(`${(ferry.cause as Error).stack ?? ferry.cause}\n`)
     this.exit(ferry.exit)
   }

@@ -60,12 +60,12 @@ export async function demoReleaseSteps(input: DemoReleaseInput): Promise<DemoRel
   const second = await runRelease(common)
   const delta = second.deltas[0]
   say(`    month 2: ${second.version}: full bundle ${formatBytes(second.bundle.size)}, delta from ${first.version} ${formatBytes(delta.size)} (${rel(delta.path)})`)
-  const changes = JSON.parse(await readFile(second.changelog!.json, 'utf8')) as Changes
+  const changes = JSON.parse(await readFile(second.changelog.json, 'utf8')) as Changes
   for (const c of changes.artifacts) {
     const from = c.old?.version ?? c.old?.digest.slice(0, 19)
     const to = c.new?.version ?? c.new?.digest.slice(0, 19)
     say(`      ${c.change} ${c.name}: ${from} → ${to}`)
   }
-  say(`    changelog: ${rel(second.changelog!.md)}; ferry release list ${rel(dir)}`)
-  return {dir, versions: [first.version, second.version], delta, full: second.bundle.size, changelog: second.changelog!.md, changes}
+  say(`    changelog: ${rel(second.changelog.md)}; ferry release list ${rel(dir)}`)
+  return {dir, versions: [first.version, second.version], delta, full: second.bundle.size, changelog: second.changelog.md, changes}
 }

@@ -14,6 +14,7 @@ import type {DeviceState, SlotManifest, SlotRelease} from './state-format.js'
 import {requireDevice} from './presence.js'
 import {pointCurrentAt} from './switch.js'
 import {checkpoint} from './testing.js'
+import {interruptedError, interruption, throwIfInterrupted} from '../interrupt.js'
 
 export interface ApplyOptions {
   /** --containerd-address; else $CONTAINERD_ADDRESS, else device.yaml */
@@ -99,6 +100,7 @@ export async function applyStaged(paths: DevicePaths, options: ApplyOptions = {}
     state = await record(paths, state, {state: 'switching', step: 'images', current: staged, previous: old, staged: undefined, trialAttempts: 0, lastError: undefined})
     let report: HealthReport
     try {
+      throwIfInterrupted()
       if (targets.containerd && release.images.length > 0) {
         say(`importing ${release.images.length} image(s) into containerd (${targets.containerd.namespace})`)
         await importImagesToContainerd(paths.blobs, release.images, targets.containerd)
@@ -106,22 +108,32 @@ export async function applyStaged(paths: DevicePaths, options: ApplyOptions = {}
       checkpoint('switching:images:done')
       state = await record(paths, state, {step: 'k3s-images'})
       if (config.k3s) {
-        const placed = await placeK3sImages(underRoot(paths, config.k3s.imagesDir), slotDir(paths, staged.slot), paths.blobs, release)
-        if (placed.length) say(`placed ${placed.length} image archive(s) in ${config.k3s.imagesDir}`)
+        const imagesDir = underRoot(paths, config.k3s.imagesDir)
+        const placed = await placeK3sImages(imagesDir, slotDir(paths, staged.slot), paths.blobs, release)
+        if (placed.length) say(`placed ${placed.length} image archive(s) in ${imagesDir}`)
       }
       state = await record(paths, state, {step: 'pre-switch'})
-      await runHook(paths, config, 'pre-switch', hookTarget, say)
+      throwIfInterrupted()
+      await runHook(paths, config, 'pre-switch', hookTarget, say, interruption)
       state = await record(paths, state, {step: 'link'})
+      throwIfInterrupted()
       await pointCurrentAt(paths, staged.slot)
       checkpoint('switching:link:done')
       state = await record(paths, state, {step: 'activate'})
-      await runHook(paths, config, 'activate', hookTarget, say)
+      await runHook(paths, config, 'activate', hookTarget, say, interruption)
       state = await record(paths, state, {step: 'post-switch'})
-      await runHook(paths, config, 'post-switch', hookTarget, say)
+      await runHook(paths, config, 'post-switch', hookTarget, say, interruption)
       state = await record(paths, state, {state: 'trial', step: 'health', trialAttempts: 1})
       say(`trial: running ${release.health.length} health check(s)`)
       report = await runTrial(paths, release, staged, options.onCheck)
     } catch (caught) {
+      if (caught instanceof FerryError && caught.code === 'INTERRUPTED') {
+        // Stopped by Ctrl-C / SIGTERM: back to the release that ran, the new one neither bad nor lost.
+        say(`stopped at ${state.step ?? state.state}; going back to ${old ? old.version : 'no release'}`)
+        const after = await rollBack(paths, config, state, {reason: 'the apply was interrupted', markBad: false, keepStaged: true})
+        const where = after.current ? `the device is back on ${after.current.name} ${after.current.version}` : 'the device is back on no release'
+        throw interruptedError(`${where}; ${staged.version} is still staged: run "ferry device apply --root ${paths.root}" again`)
+      }
       const err = toFerryError(caught)
       // A hook that failed is the release's fault; the runtime failing to take images is not.
       const bad = err.exit === 7

@@ -1,9 +1,8 @@
 import {readFile} from 'node:fs/promises'
-import {join} from 'node:path'
 import {parse} from 'yaml'
 import {z} from 'zod'
 import {usageError} from '../errors.js'
-import type {DevicePaths} from './paths.js'
+import {underRootPath, type DevicePaths} from './paths.js'
 
 const HookCommand = z.string().min(1)
 
@@ -77,7 +76,7 @@ export async function readDeviceConfig(paths: DevicePaths): Promise<DeviceConfig
 
 /** A path named in device.yaml lives under --root, so a test sandbox and a device read the same file. */
 export function underRoot(paths: DevicePaths, path: string): string {
-  return join(paths.root, path)
+  return underRootPath(paths.root, path)
 }
 
 /**

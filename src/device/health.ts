@@ -1,6 +1,7 @@
 import {delimiter, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {HealthCheck} from '../manifest/lock-format.js'
+import {interruption, throwIfInterrupted} from '../interrupt.js'
 import {runShell} from './shell.js'
 
 /** Where and as whom a release's checks run. */
@@ -33,7 +34,7 @@ const HTTP_BODY_TAIL = 4 * 1024
 
 async function attemptCommand(check: HealthCheck & {run: string}, ctx: CheckContext): Promise<{ok: boolean; reason?: string; output: string}> {
   const path = [join(ctx.slotDir, 'bin'), process.env.PATH ?? '/usr/bin:/bin'].join(delimiter)
-  const result = await runShell(check.run, {cwd: ctx.slotDir, env: {...ctx.env, PATH: path}, timeoutMs: check.timeout * 1000})
+  const result = await runShell(check.run, {cwd: ctx.slotDir, env: {...ctx.env, PATH: path}, timeoutMs: check.timeout * 1000, signal: interruption})
   if (result.ok) return {ok: true, output: result.output}
   const reason = result.timedOut ? `no answer within ${check.timeout}s` : `exit ${result.exitCode ?? 'by signal'}`
   return {ok: false, reason, output: result.output}
@@ -43,12 +44,13 @@ async function attemptCommand(check: HealthCheck & {run: string}, ctx: CheckCont
 async function attemptHttp(check: HealthCheck & {http: string}): Promise<{ok: boolean; reason?: string; output: string}> {
   const deadline = AbortSignal.timeout(check.timeout * 1000)
   try {
-    const res = await fetch(check.http, {signal: deadline, redirect: 'manual'})
+    const res = await fetch(check.http, {signal: AbortSignal.any([deadline, interruption]), redirect: 'manual'})
     const body = Buffer.from(await res.arrayBuffer())
     const output = body.subarray(Math.max(0, body.length - HTTP_BODY_TAIL)).toString('utf8')
     if (res.status >= 200 && res.status < 300) return {ok: true, output}
     return {ok: false, reason: `HTTP ${res.status}`, output}
   } catch (err) {
+    throwIfInterrupted()
     if (deadline.aborted) return {ok: false, reason: `no answer within ${check.timeout}s`, output: ''}
     const cause = (err as {cause?: {code?: string; message?: string}}).cause
     return {ok: false, reason: cause?.code ?? cause?.message ?? (err as Error).message, output: ''}
@@ -59,7 +61,7 @@ async function runCheck(check: HealthCheck, ctx: CheckContext, onEvent?: CheckLi
   const tries = check.retries + 1
   let last: {ok: boolean; reason?: string; output: string} = {ok: false, reason: 'not run', output: ''}
   for (let attempt = 1; attempt <= tries; attempt++) {
-    if (attempt > 1 && check.interval > 0) await sleep(check.interval * 1000)
+    if (attempt > 1 && check.interval > 0) await sleep(check.interval * 1000, undefined, {signal: interruption}).catch(throwIfInterrupted)
     onEvent?.({check: check.name, attempt, of: tries})
     if (check.run !== undefined) last = await attemptCommand({...check, run: check.run}, ctx)
     else if (check.http !== undefined) last = await attemptHttp({...check, http: check.http})

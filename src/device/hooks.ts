@@ -29,6 +29,8 @@ export async function runHook(
   hook: HookName,
   target: HookTarget,
   say?: (line: string) => void,
+  /** stops the hook (apply's forward steps take Ctrl-C; a rollback's hooks run to their end) */
+  signal?: AbortSignal,
 ): Promise<{ran: boolean; output: string}> {
   const command = config.hooks[hook]
   if (!command) return {ran: false, output: ''}
@@ -37,6 +39,7 @@ export async function runHook(
     cwd: dir,
     timeoutMs: config.hooks.timeout * 1000,
     keepBackground: true,
+    signal,
     env: {
       FERRY_ROOT: resolve(paths.root),
       FERRY_HOOK: hook,

@@ -25,8 +25,17 @@ export interface DevicePaths {
 
 export type SlotName = 'a' | 'b'
 
+/**
+ * A path under the device root, with the root kept as the user wrote it (`./dev/` stays
+ * `./dev/var/lib/ferry`, not `dev/var/lib/ferry`), so messages name the folder they were given.
+ */
+export function underRootPath(root: string, ...parts: string[]): string {
+  const rest = join(...parts).replace(/^\/+/, '')
+  return root.endsWith('/') ? `${root}${rest}` : `${root}/${rest}`
+}
+
 export function devicePaths(root = '/'): DevicePaths {
-  const base = join(root, 'var', 'lib', 'ferry')
+  const base = underRootPath(root, 'var', 'lib', 'ferry')
   return {
     root,
     base,
@@ -37,7 +46,7 @@ export function devicePaths(root = '/'): DevicePaths {
     slots: join(base, 'slots'),
     current: join(base, 'current'),
     tmp: join(base, 'tmp'),
-    config: join(root, 'etc', 'ferry', 'device.yaml'),
+    config: underRootPath(root, 'etc', 'ferry', 'device.yaml'),
   }
 }
 

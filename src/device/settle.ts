@@ -51,6 +51,8 @@ export interface RollbackOptions {
   reason: string
   /** mark the release being left as bad (an unhealthy release), not for an interrupted switch */
   markBad: boolean
+  /** leave the release being left staged, so that apply can try it again (an apply that was interrupted) */
+  keepStaged?: boolean
 }
 
 /**
@@ -91,7 +93,8 @@ export async function rollBack(paths: DevicePaths, config: DeviceConfig, state: 
     await markBad(paths, leaving.digest, {name: leaving.name, version: leaving.version, reason: s.lastError})
   }
   const lastError = [s.lastError ?? options.reason, ...notes].join('; ')
-  return record(paths, s, {state: 'rolled-back', step: undefined, current: back, previous: undefined, staged: undefined, markBad: undefined, lastError})
+  const staged = options.keepStaged && leaving && leaving.slot !== back?.slot ? leaving : undefined
+  return record(paths, s, {state: staged ? 'staged' : 'rolled-back', step: undefined, current: back, previous: undefined, staged, markBad: undefined, lastError})
 }
 
 /** The same error kind with a longer message: "<what failed>; rolled back to <version>". */

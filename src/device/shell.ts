@@ -1,4 +1,5 @@
 import {spawn} from 'node:child_process'
+import {interruptedError} from '../interrupt.js'
 
 export interface ShellOptions {
   cwd: string
@@ -8,6 +9,8 @@ export interface ShellOptions {
   timeoutMs: number
   /** leave processes the command started in the background running when it exits (hooks start services) */
   keepBackground?: boolean
+  /** stops the command and everything it started (a Ctrl-C of the apply): the call then rejects with INTERRUPTED */
+  signal?: AbortSignal
 }
 
 export interface ShellResult {
@@ -54,7 +57,17 @@ export function runShell(command: string, options: ShellOptions): Promise<ShellR
       timedOut = true
       killGroup()
     }, options.timeoutMs)
+    const stop = () => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      killGroup()
+      reject(interruptedError())
+    }
+    if (options.signal?.aborted) stop()
+    options.signal?.addEventListener('abort', stop, {once: true})
     const finish = (code: number | null) => {
+      options.signal?.removeEventListener('abort', stop)
       if (settled) return
       settled = true
       clearTimeout(timer)

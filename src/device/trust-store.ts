@@ -34,10 +34,11 @@ export interface TrustedKeyInfo {
   expires?: string
 }
 
-const EMPTY: TrustPolicy = {schema: 'ferry.trust-policy/v1', threshold: 1, keys: [], revoked: []}
+/** A new object each time: callers push onto its lists, which must never be shared between devices. */
+const emptyPolicy = (): TrustPolicy => ({schema: 'ferry.trust-policy/v1', threshold: 1, keys: [], revoked: []})
 
 async function readPolicy(paths: DevicePaths): Promise<TrustPolicy> {
-  return (await readTrustFile(trustFile.policy(paths), TrustPolicy)) ?? {...EMPTY}
+  return (await readTrustFile(trustFile.policy(paths), TrustPolicy)) ?? emptyPolicy()
 }
 
 async function writePolicy(paths: DevicePaths, policy: TrustPolicy): Promise<void> {

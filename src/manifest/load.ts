@@ -2,7 +2,7 @@ import {dirname, resolve} from 'node:path'
 import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
 import type {z} from 'zod'
 import {FerryError, usageError} from '../errors.js'
-import {fieldName, readSmallText} from './lock-read.js'
+import {fieldName, readSmallText} from './input-file.js'
 import {Manifest} from './schema.js'
 
 export interface LoadedManifest {

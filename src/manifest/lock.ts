@@ -121,4 +121,4 @@ export async function staleLegacyLock(manifestPath: string, lock: LockFile, writ
   }
 }
 
-export {loadBuildInput, readLock} from './lock-read.js'
+export {readLock} from './lock-read.js'

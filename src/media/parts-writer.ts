@@ -5,6 +5,7 @@ import {remoteHash} from '../store/hash-pool.js'
 import {CompareReadError, compareFiles, pumpFile} from '../store/pump.js'
 import {asLocalIoError, FerryError, integrityError} from '../errors.js'
 import {formatBytes} from '../format.js'
+import {throwIfInterrupted} from '../interrupt.js'
 import type {ProgressListener} from '../progress.js'
 import {detectFilesystem, FAT_MAX_FILE, FAT_PART_SIZE, type MediaFilesystem} from './filesystem.js'
 import {syncDir, writeFileAtomic, writeFullyAt} from '../store/atomic-file.js'
@@ -162,6 +163,7 @@ export async function writeBundleToMedia(source: MediaSource, dir: string, optio
         // Writes stay in order; the part's hash runs on a worker thread meanwhile.
         let writes: Promise<void> = Promise.resolve()
         await readSource(source.path, range.offset, range.size, (chunk, position) => {
+          throwIfInterrupted()
           writes = writes.then(() => writeFullyAt(fh, chunk, position)).then(() => {
             written += chunk.length
             done += chunk.length

@@ -1,4 +1,5 @@
 import {join} from 'node:path'
+import {artifactVersion, pairArtifacts} from '../manifest/artifact-changes.js'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {formatBytes} from '../format.js'
@@ -35,28 +36,32 @@ export interface Changes {
 }
 
 function side(a: LockedArtifact): ArtifactSide {
+  const version = artifactVersion(a)
   return {
-    ...(a.version === undefined ? {} : {version: a.version}),
+    ...(version === undefined ? {} : {version}),
     ...(a.ref === undefined ? {} : {ref: a.ref}),
     digest: `sha256:${a.sha256}`,
     size: a.imageSize ?? a.size,
   }
 }
 
-/** Artifacts of `next` against `previous` (none: everything is added), in the lock's order, removals last. */
+/**
+ * Artifacts of `next` against `previous` (none: everything is added), in the lock's order, removals
+ * last. An image whose tag moved is changed (old → new ref), as in "bundle diff".
+ */
 export function compareLocks(previous: LockFile | undefined, next: LockFile): {changes: ArtifactChange[]; unchanged: number} {
-  const before = new Map((previous?.artifacts ?? []).map((a) => [a.name, a]))
+  const compared = (a: LockedArtifact) => ({name: a.name, kind: a.kind, digest: `sha256:${a.sha256}`, ref: a.ref, artifact: a})
+  const pairs = pairArtifacts((previous?.artifacts ?? []).map(compared), next.artifacts.map(compared))
+  const oldOf = new Map(pairs.changed.map((c) => [c.new.artifact, c.old.artifact]))
+  const added = new Set(pairs.added.map((x) => x.artifact))
   const changes: ArtifactChange[] = []
-  let unchanged = 0
   for (const a of next.artifacts) {
-    const old = before.get(a.name)
-    before.delete(a.name)
-    if (!old) changes.push({name: a.name, kind: a.kind, change: 'added', new: side(a)})
-    else if (old.sha256 !== a.sha256) changes.push({name: a.name, kind: a.kind, change: 'changed', old: side(old), new: side(a)})
-    else unchanged++
+    const old = oldOf.get(a)
+    if (added.has(a)) changes.push({name: a.name, kind: a.kind, change: 'added', new: side(a)})
+    else if (old) changes.push({name: a.name, kind: a.kind, change: 'changed', old: side(old), new: side(a)})
   }
-  for (const old of before.values()) changes.push({name: old.name, kind: old.kind, change: 'removed', old: side(old)})
-  return {changes, unchanged}
+  for (const {artifact: old} of pairs.removed) changes.push({name: old.name, kind: old.kind, change: 'removed', old: side(old)})
+  return {changes, unchanged: pairs.unchanged.length}
 }
 
 /** True when every artifact (name and digest) of `next` is in `previous` and nothing else is. */

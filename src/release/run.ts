@@ -39,17 +39,17 @@ export interface ReleaseOptions {
   now?: Date
 }
 
+/** What `release run --json` prints (DESIGN.md): these keys, always, whether or not a release was made. */
 export interface ReleaseResult {
   changed: boolean
+  /** the release made, or the last one when nothing changed */
   version: string
   bundle: {path: string; sha256: string; size: number}
   deltas: Array<{from: string; path: string; size: number}>
-  /** the changelog files of the release made (absent when nothing changed) */
-  changelog?: {md: string; json: string}
+  /** the changelog files of that release */
+  changelog: {md: string; json: string}
   /** files removed by --keep and by deltas whose base went */
   pruned: string[]
-  /** the release finished one a killed or failed run had begun */
-  resumed?: boolean
 }
 
 /**
@@ -112,19 +112,20 @@ async function runLocked(opts: ReleaseOptions, step: (line: string) => void): Pr
     const lastLock = last ? await readLock(join(dir, last.lock)) : undefined
     if (last && lastLock && compareLocks(lastLock, lock).changes.length === 0) {
       step(`nothing changed upstream since ${lock.name} ${last.version}: no release made`)
-      return {changed: false, version: last.version, bundle: {...last.bundle, path: join(dir, last.bundle.path)}, deltas: deltasOut(dir, last.deltas), pruned: []}
+      return {changed: false, version: last.version, bundle: {...last.bundle, path: join(dir, last.bundle.path)}, deltas: deltasOut(dir, last.deltas), changelog: changelogOut(dir, last.changelog), pruned: []}
     }
     lock = {...lock, version: chooseVersion(lock.version, manifest.metadata.version === 'auto', highestVersion(releases))}
     await writeLock(lock, pendingPath)
     step(`resolved ${lock.name} ${lock.version}: ${lock.artifacts.length} artifact(s); lock saved as ${PENDING_FILE}`)
   }
   checkpoint('release:pending')
-  return makeRelease(opts, step, lock, index, pendingPath, Boolean(pending))
+  return makeRelease(opts, step, lock, index, pendingPath)
 }
 
 const deltasOut = (dir: string, deltas: DeltaEntry[]) => deltas.map((d) => ({from: d.from, path: join(dir, d.path), size: d.size}))
+const changelogOut = (dir: string, c: {md: string; json: string}) => ({md: join(dir, c.md), json: join(dir, c.json)})
 
-async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, lock: LockFile, index: ReleaseIndex | undefined, pendingPath: string, resumed: boolean): Promise<ReleaseResult> {
+async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, lock: LockFile, index: ReleaseIndex | undefined, pendingPath: string): Promise<ReleaseResult> {
   const {dir} = opts
   const releases = index?.releases ?? []
   const files = releaseFiles(lock.name, lock.version)
@@ -136,7 +137,10 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
     step(`built ${files.bundle}: ${formatBytes(full.size)}, sha256 ${full.sha256}`)
     checkpoint('release:full')
     const deltas: DeltaEntry[] = []
-    for (const base of releases.slice(-Math.max(0, opts.deltas ?? 3)).reverse()) {
+    // Only from releases --keep leaves: a delta whose base is pruned in this run would go at once.
+    const keep = Math.max(1, opts.keep ?? 6)
+    const bases = releases.slice(releases.length - Math.min(Math.max(0, opts.deltas ?? 3), keep - 1, releases.length)).reverse()
+    for (const base of bases) {
       step(`building the delta from ${base.version}`)
       const since = await loadBase(join(dir, base.bundle.path), {store: opts.store, onProgress: opts.onProgress})
       const delta = await buildBundle(lock, {...build, since})
@@ -171,7 +175,7 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
       deltas,
       changelog: {md: files.changesMd, json: files.changesJson},
     }
-    const prune = planPrune([...releases, entry], opts.keep ?? 6)
+    const prune = planPrune([...releases, entry], keep)
     await writeIndex(dir, {schema: 'ferry.releases/v1', name: lock.name, releases: prune.kept})
     recorded = true
     step(`recorded ${lock.name} ${lock.version} in ${INDEX_FILE}`)
@@ -185,9 +189,8 @@ async function makeRelease(opts: ReleaseOptions, step: (line: string) => void, l
       version: lock.version,
       bundle: {path: join(dir, files.bundle), sha256: full.sha256, size: full.size},
       deltas: deltasOut(dir, kept.deltas),
-      changelog: {md: join(dir, files.changesMd), json: join(dir, files.changesJson)},
+      changelog: changelogOut(dir, entry.changelog),
       pruned: prune.files.map((f) => join(dir, f)),
-      ...(resumed ? {resumed} : {}),
     }
   } catch (err) {
     const failure = asLocalIoError(err, `writing the release ${lock.version} into ${dir}`)

@@ -1,5 +1,6 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 import {FerryError} from '../errors.js'
+import {interruption, throwIfInterrupted} from '../interrupt.js'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net/net-errors.js'
 
 /** Network error codes that mean the host could not be reached at all. */
@@ -111,6 +112,8 @@ export async function withRetries<T>(
     try {
       return await attempt()
     } catch (raw) {
+      // A stopped run is not a failed transfer: no retry, and the bytes kept are parked as they are.
+      throwIfInterrupted()
       if (raw instanceof RestartSignal) continue
       const err = classify(raw)
       if (!(err instanceof TransientError)) throw err
@@ -118,7 +121,7 @@ export async function withRetries<T>(
       if (failures >= policy.retries) throw err.final
       const backoff = policy.backoffMs * 2 ** failures * (0.5 + Math.random() / 2)
       failures++
-      await sleep(Math.max(backoff, err.retryAfterMs ?? 0))
+      await sleep(Math.max(backoff, err.retryAfterMs ?? 0), undefined, {signal: interruption}).catch(throwIfInterrupted)
     }
   }
 }

@@ -164,6 +164,19 @@ export class BlobStore {
     return result
   }
 
+  /** Parks the first bytes of `digest`, downloaded elsewhere (into a bundle that was not finished), for a later run to resume. */
+  async keepPartial(bytes: AsyncIterable<Uint8Array>, digest: string): Promise<void> {
+    await this.init()
+    const writer = await BlobWriter.create(`${this.partialPath(digest)}.${uniqueSuffix()}`, {durable: this.durable})
+    try {
+      await writer.append(bytes)
+    } catch (err) {
+      await this.discard(writer)
+      throw err
+    }
+    await this.park(writer, digest)
+  }
+
   /** Keeps an unfinished download for a later run (an empty one is simply removed). */
   park(writer: BlobWriter, digest: string): Promise<void> {
     return this.partials.park(writer, digest)

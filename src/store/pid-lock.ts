@@ -2,6 +2,7 @@ import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
 import {FerryError} from '../errors.js'
 import {dirname} from 'node:path'
+import {onForcedExit} from '../interrupt.js'
 import {syncDir} from './atomic-file.js'
 
 export interface PidLock {
@@ -28,14 +29,17 @@ function hold(path: string): void {
   if (exitHook) return
   exitHook = true
   process.on('exit', () => {
-    for (const p of held) {
-      try {
-        rmSync(p, {force: true})
-      } catch {
-        // nothing more can be done at exit; the next run breaks a lock whose pid is gone
-      }
-    }
+    for (const p of held) removeIfOurs(p)
   })
+}
+
+/** Removes a lock file at exit if it still names this process (synchronous: the process is ending). */
+function removeIfOurs(path: string): void {
+  try {
+    if (readFileSync(path, 'utf8').trim().split(/\s+/)[0] === String(process.pid)) rmSync(path, {force: true})
+  } catch {
+    // gone already, or nothing more can be done at exit: the next run breaks a lock whose pid is gone
+  }
 }
 
 let boot: string | undefined
@@ -84,12 +88,15 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
         await rm(path, {force: true}).catch(() => undefined)
         throw err
       }
-      // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the file
-      // is gone, a folder that cannot be flushed does not fail the command that held it.)
+      // A process ended at once (a second Ctrl-C, process.exit) still leaves no lock behind.
       hold(path)
+      const forget = onForcedExit(() => removeIfOurs(path))
       const release = async () => {
+        forget()
         await rm(path, {force: true})
         held.delete(path)
+        // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the
+        // file is gone, a folder that cannot be flushed does not fail the command that held it.)
         await syncDir(dirname(path)).catch(() => undefined)
       }
       return {path, release}

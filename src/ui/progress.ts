@@ -11,7 +11,12 @@ interface RendererOptions {
   tty?: boolean
   /** seconds between plain lines when not on a terminal */
   interval?: number
+  /** milliseconds, for tests; default Date.now */
+  clock?: () => number
 }
+
+/** A rate needs this long a measurement: a phase over in a few ms has no rate worth printing. */
+const MIN_RATE_MS = 200
 
 /**
  * Draws progress: a spinner with bytes, rate and ETA on a terminal; plain
@@ -24,16 +29,23 @@ export class ProgressRenderer {
   private spinner?: Ora
   /** the spinner library, loaded only when drawing on a terminal (it is heavy, and off a terminal unused) */
   private ora?: typeof import('ora').default
+  private readonly clock: () => number
   private phase = ''
-  private phaseStart = 0
   private lastLine = 0
   private last?: ProgressEvent
+  private lastAt = 0
+  /**
+   * the phase's first event: the rate counts bytes from here, since what it already reported as
+   * done (blobs placed by an earlier phase, a resumed download) was not done at this rate
+   */
+  private base = {at: 0, done: 0}
 
   constructor(options: RendererOptions = {}) {
     this.stream = options.stream ?? process.stderr
     this.tty = options.tty ?? Boolean(this.stream.isTTY && (this.stream.columns ?? 0) > 0)
     // FERRY_PROGRESS_INTERVAL (seconds) sets how often plain progress lines are printed off a terminal.
     this.intervalMs = (options.interval ?? (Number(process.env.FERRY_PROGRESS_INTERVAL) || 5)) * 1000
+    this.clock = options.clock ?? Date.now
     if (this.tty) {
       import('ora').then(
         (m) => (this.ora = m.default),
@@ -45,14 +57,15 @@ export class ProgressRenderer {
   readonly listener: ProgressListener = (event) => this.update(event)
 
   update(event: ProgressEvent): void {
-    const now = Date.now()
+    const now = this.clock()
     if (event.phase !== this.phase) {
       this.flushPhase()
       this.phase = event.phase
-      this.phaseStart = now
+      this.base = {at: now, done: event.done}
       this.lastLine = now
     }
     this.last = event
+    this.lastAt = now
     if (this.tty) {
       if (!this.ora) return
       this.spinner ??= this.ora({stream: this.stream, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan'}).start()
@@ -71,7 +84,8 @@ export class ProgressRenderer {
 
   private flushPhase(): void {
     if (!this.last || !this.phase) return
-    const line = this.describe(this.last, Date.now())
+    // the phase ended with its last event, not when the next thing was printed
+    const line = this.describe(this.last, this.lastAt)
     if (this.spinner) {
       this.spinner.stopAndPersist({symbol: process.env.NO_COLOR ? '-' : '✔', text: line})
       this.spinner = undefined
@@ -80,12 +94,16 @@ export class ProgressRenderer {
   }
 
   private describe(e: ProgressEvent, now: number): string {
-    const seconds = Math.max((now - this.phaseStart) / 1000, 0.001)
-    const rate = e.done / seconds
-    let text = `${e.phase}${e.item ? ` ${e.item}` : ''}: ${formatBytes(e.done)}`
+    let text = `${e.phase}${e.item ? ` ${e.item}` : ''}: `
+    if (e.unit) return `${text}${e.done}${e.total === undefined ? '' : ` / ${e.total}`} ${e.unit}`
+    text += formatBytes(e.done)
     if (e.total !== undefined) text += ` / ${formatBytes(e.total)}`
-    text += `, ${formatBytes(rate)}/s`
-    if (e.total !== undefined && rate > 0 && e.done < e.total) text += `, ETA ${formatDuration((e.total - e.done) / rate)}`
+    const ms = now - this.base.at
+    const moved = e.done - this.base.done
+    if (ms < MIN_RATE_MS || moved <= 0) return text
+    const rate = moved / (ms / 1000)
+    text += `, ${formatBytes(Math.round(rate))}/s`
+    if (e.total !== undefined && e.done < e.total) text += `, ETA ${formatDuration((e.total - e.done) / rate)}`
     return text
   }
 }

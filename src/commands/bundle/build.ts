@@ -1,11 +1,12 @@
 import {Args, Flags} from '@oclif/core'
 import {buildBundle} from '../../bundle/build.js'
 import {loadBase} from '../../bundle/delta.js'
+import {isBundleDocument, SBOM_NAME} from '../../bundle/documents.js'
 import {rotationFromFiles} from '../../bundle/rotation.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {proxyFlag, registryFlags, registryOptions, storeFlag} from '../../cli/flags.js'
 import {signerFlags, signersFrom} from '../../cli/signer-flags.js'
-import {loadBuildInput} from '../../manifest/lock-read.js'
+import {loadBuildInput} from '../../manifest/build-input.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {usageError} from '../../errors.js'
 import {formatBytes} from '../../format.js'
@@ -29,6 +30,8 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     {description: 'Move devices to a new signing key (adopted when they commit this release)', command: '<%= config.bin %> bundle build site.lock.json --key keys/old.key.asc --rotate-to keys/new.pub.asc'},
   ]
 
+  static interruptible = true
+
   static args = {
     input: Args.string({description: 'manifest (.yaml) or lock (.lock.json)', required: true}),
   }
@@ -50,14 +53,17 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     const {args, flags} = await this.parse(BundleBuild)
     const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
+    this.onInterrupt(() => `no bundle was written; what was downloaded is kept in the store ${store.root} (unfinished downloads in ${store.root}/partial): run the same command again to resume`)
     const registry = registryOptions(flags)
     const lock = await loadBuildInput(args.input, {store, registry, onProgress: this.progress()})
     const since = flags.since ? await loadBase(flags.since, {onProgress: this.progress(), store}) : undefined
     if (!flags['rotate-to'] && flags['rotate-revoke']) throw usageError('ROTATION_EMPTY', '--rotate-revoke needs --rotate-to: the new key set devices move to')
     const rotation = flags['rotate-to'] ? await rotationFromFiles(flags['rotate-to'], flags['rotate-threshold'], flags['rotate-revoke']) : undefined
     const built = await buildBundle(lock, {store, signers, outDir: flags.out, concurrency: flags.jobs, registry, imageJobs: flags.jobs, onProgress: this.progress(), ...(since ? {since} : {}), ...(rotation ? {rotation} : {})})
+    const shipped = built.manifest.artifacts.filter((a) => !isBundleDocument(a))
+    const documents = built.manifest.artifacts.filter(isBundleDocument)
     this.say(`built ${built.path}`)
-    this.say(`  ${built.manifest.artifacts.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}`)
+    this.say(`  ${shipped.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}; SBOM and provenance inside (ferry bundle sbom / provenance)`)
     if (built.reused) this.say('  unchanged since an earlier build of this lock: linked from the store, not written again')
     if (since) this.say(`  delta from ${since.name} ${since.version}: ${built.manifest.omitted?.length ?? 0} blob(s) left out (the base has them)`)
     for (const c of built.chunked.filter((x) => x.carried !== 'omitted')) {
@@ -71,7 +77,9 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
       size: built.size,
       name: built.manifest.name,
       version: built.manifest.version,
-      artifacts: built.manifest.artifacts.length,
+      // what it ships; the SBOM and provenance that describe them are `documents`
+      artifacts: shipped.length,
+      documents: Object.fromEntries(documents.map((d) => [d.name === SBOM_NAME ? 'sbom' : 'provenance', {digest: d.digest, size: d.size}])),
       fetched: built.fetched,
       reused: built.reused ?? false,
       signers: signers.map((s) => s.fingerprint),

@@ -1,4 +1,5 @@
 import {Args} from '@oclif/core'
+import {isBundleDocument} from '../../bundle/documents.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {inspectBundle} from '../../bundle/inspect.js'
 import {BaseCommand} from '../../cli/base-command.js'
@@ -36,16 +37,21 @@ export default class BundleInspect extends BaseCommand {
     this.say(`  signers   ${info.signatureKeys.join(', ')}${info.verifiedBy ? '  (verified)' : '  (not verified: give --key)'}`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}; ${m.omitted?.length ?? 0} blob(s) left out`)
     this.say(`  artifacts:`)
-    const files = m.artifacts.filter((a) => a.kind !== 'image')
+    const files = m.artifacts.filter((a) => a.kind !== 'image' && !isBundleDocument(a))
+    const documents = m.artifacts.filter(isBundleDocument)
     const width = Math.max(...files.map((a) => a.name.length), 4)
+    const vw = Math.max(...files.map((a) => (a.version ?? '-').length), 7)
+    if (files.length) this.say(`    ${'name'.padEnd(width)}  ${'kind'.padEnd(10)} ${'version'.padEnd(vw)} ${'size'.padStart(10)}  ${'sha256 of the file'.padEnd(19)}  verified by`)
     for (const a of files) {
-      this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
+      this.say(`    ${a.name.padEnd(width)}  ${a.kind.padEnd(10)} ${(a.version ?? '-').padEnd(vw)} ${formatBytes(a.size).padStart(10)}  ${a.digest.slice(0, 19)}  ${a.upstream.verifiedBy}`)
     }
     if (info.images.length) {
       this.say(`  images:`)
-      const w = Math.max(...info.images.map((i) => i.ref.length))
+      const w = Math.max(...info.images.map((i) => i.ref.length), 9)
+      const iw = Math.max(...info.images.map((i) => (i.version ?? '-').length), 7)
+      this.say(`    ${'reference'.padEnd(w)}  ${'version'.padEnd(iw)}  ${'manifest digest'.padEnd(19)}  ${'platforms'.padEnd(12)} ${'size'.padStart(10)}  signature`)
       for (const i of info.images) {
-        this.say(`    ${i.ref.padEnd(w)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
+        this.say(`    ${i.ref.padEnd(w)}  ${(i.version ?? '-').padEnd(iw)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
       }
     }
     if (info.chunked.length) {
@@ -56,7 +62,11 @@ export default class BundleInspect extends BaseCommand {
         this.say(`    ${c.name.padEnd(w)}  ${String(c.chunks).padStart(7)} chunks  ${how}`)
       }
     }
+    if (documents.length) {
+      this.say(`  documents (ferry bundle sbom / provenance):`)
+      for (const d of documents) this.say(`    ${d.name}  ${d.mediaType}  ${formatBytes(d.size)}  ${d.digest.slice(0, 19)}`)
+    }
     if (m.health.length) this.say(`  health checks: ${m.health.map((h) => h.name).join(', ')}`)
-    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images, chunked: info.chunked}
+    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images, chunked: info.chunked, documents: documents.map((d) => ({name: d.name, mediaType: d.mediaType, digest: d.digest, size: d.size}))}
   }
 }

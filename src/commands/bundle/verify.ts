@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {loadVerifyBase} from '../../bundle/delta.js'
+import {loadVerifyBase} from '../../bundle/delta-base.js'
 import {openBundleInput} from '../../bundle/input.js'
 import {verifyBundleStream} from '../../bundle/verify.js'
-import {verifyRebuilds} from '../../bundle/chunk-rebuild.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {trustedKeyFlag} from '../../cli/flags.js'
 import {readPublicKeys} from '../../trust/keys.js'
@@ -40,7 +39,8 @@ Refused with exit 3 (integrity): corrupt, truncated, extra, missing, duplicated,
     const base = flags.base ? await loadVerifyBase(flags.base, this.progress()) : undefined
     const report = await verifyBundleStream(input.open(), {keys, totalSize: input.size, onProgress: this.progress(), ...(base ? {base} : {})})
     const m = report.manifest
-    const rebuilt = base ? await verifyRebuilds(m, {path: input.label, offsets: report.offsets}, base, this.progress()) : 0
+    // only a delta has chunked artifacts to rebuild: a full bundle's check loads none of that code
+    const rebuilt = base ? await (await import('../../bundle/chunk-rebuild.js')).verifyRebuilds(m, {path: input.label, offsets: report.offsets}, base, this.progress()) : 0
     this.say(`OK ${input.label}: ${m.name} ${m.version}, ${report.blobs} blobs, ${formatBytes(report.bytes)}`)
     this.say(`  signed by ${report.signers.map((s) => s.fingerprint).join(', ')}; expires ${m.expires}`)
     if (m.base) this.say(`  delta from ${m.base.name} ${m.base.version}: ${m.omitted?.length ?? 0} blob(s) found in the base`)

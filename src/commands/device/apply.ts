@@ -13,6 +13,8 @@ All pass: the release is committed (anti-rollback floor raised, a key rotation i
 
   static examples = ['<%= config.bin %> device apply --root /', '<%= config.bin %> device apply --root /tmp/sandbox --containerd-address /run/containerd/containerd.sock --json']
 
+  static interruptible = true
+
   static flags = {
     root: rootFlag,
     'containerd-address': containerdAddressFlag,
@@ -21,6 +23,8 @@ All pass: the release is committed (anti-rollback floor raised, a key rotation i
 
   async run() {
     const {flags} = await this.parse(DeviceApply)
+    const root = flags.root === '/' ? '' : ` --root ${flags.root}`
+    this.onInterrupt(() => `the apply did not finish: run "ferry device recover${root}", which ends on the old release or the new one, then "ferry device status${root}"`)
     const result = await applyStaged(devicePaths(flags.root), {
       containerdAddress: flags['containerd-address'],
       namespace: flags.namespace,

@@ -21,6 +21,8 @@ Exit codes: 0 staged, or already applied (the device runs this very bundle; noth
     {description: 'Turn a lab-site device into other-site', command: '<%= config.bin %> device import other-site-2027.1.0.ferry.tar --switch-name'},
   ]
 
+  static interruptible = true
+
   static args = {
     bundle: Args.string({description: 'bundle file (.ferry.tar), USB stick folder, or .parts.json', required: true}),
   }
@@ -35,6 +37,8 @@ Exit codes: 0 staged, or already applied (the device runs this very bundle; noth
   async run() {
     const {args, flags} = await this.parse(DeviceImport)
     const paths = devicePaths(flags.root)
+    const again = `ferry device import ${args.bundle}${flags.root === '/' ? '' : ` --root ${flags.root}`}`
+    this.onInterrupt(() => `nothing was staged and the running release is untouched; blobs already checked are kept on the device: run "${again}" again`)
     const r = await importBundle(paths, args.bundle, {platform: flags.platform, force: flags.force, switchName: flags['switch-name'], onProgress: this.progress()})
     if (r.status === 'already-applied') {
       this.say(`already applied: the device runs ${r.name} ${r.version} (slot ${r.slot}); nothing changed`)

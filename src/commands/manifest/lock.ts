@@ -5,6 +5,7 @@ import {proxyFlag, registryFlags, registryOptions} from '../../cli/flags.js'
 import {defaultLockPath, lockManifest, staleLegacyLock, writeLock} from '../../manifest/lock.js'
 import {BlobStore} from '../../store/blob-store.js'
 import {formatBytes} from '../../format.js'
+import {artifactVersion} from '../../manifest/artifact-changes.js'
 
 export default class ManifestLock extends BaseCommand {
   static summary = 'Resolve a manifest into a lock file: every artifact pinned to a URL, sha256 and size.'
@@ -39,8 +40,15 @@ The lock records when it was resolved; building from the same lock gives the sam
       registry: registryOptions(flags),
     })
     await writeLock(lock, out)
-    const bytes = lock.artifacts.reduce((sum, a) => sum + a.size, 0)
-    for (const a of lock.artifacts) this.say(`  ${a.name}  ${formatBytes(a.size)}  sha256:${a.sha256.slice(0, 12)}  (${a.upstream.verifiedBy})`)
+    // an image's size is all its blobs (the manifest's own bytes are a few hundred)
+    const sizeOf = (a: (typeof lock.artifacts)[number]) => a.imageSize ?? a.size
+    const bytes = lock.artifacts.reduce((sum, a) => sum + sizeOf(a), 0)
+    const width = Math.max(...lock.artifacts.map((a) => a.name.length), 4)
+    const vw = Math.max(...lock.artifacts.map((a) => (artifactVersion(a) ?? '-').length), 7)
+    if (lock.artifacts.length) this.say(`  ${'name'.padEnd(width)}  ${'version'.padEnd(vw)}  ${'size'.padStart(10)}  ${'sha256'.padEnd(19)}  verified by`)
+    for (const a of lock.artifacts) {
+      this.say(`  ${a.name.padEnd(width)}  ${(artifactVersion(a) ?? '-').padEnd(vw)}  ${formatBytes(sizeOf(a)).padStart(10)}  sha256:${a.sha256.slice(0, 12)}  ${a.upstream.verifiedBy}`)
+    }
     const n = lock.artifacts.length
     this.say(`Locked ${lock.name} ${lock.version}: ${n} artifact${n === 1 ? '' : 's'}, ${formatBytes(bytes)}, expires ${lock.expires}`)
     this.say(`Wrote ${out}`)

@@ -11,7 +11,7 @@ export default class ReleaseRun extends BaseCommand {
 
   static description = `The whole monthly job in one command, safe to run unattended. It takes the folder's lock (another live run: exit 8; a lock left by a killed run is broken), resolves the manifest afresh (k3s channels, image tags, "version: auto"), and when every artifact equals the last release's it reports "changed: false", exits 0 and writes nothing.
 
-Otherwise it saves the resolved lock in the folder (pending.lock.json), builds the full bundle, a delta from each of the last --deltas releases, and a changelog (<name>-<version>.changes.md for people, .changes.json for scripts: each artifact added, removed or changed with old and new version, ref, digest and size, and each delta's size), records the release in releases.json (written last, atomically), then keeps the newest --keep full releases and drops every delta whose base or target went.
+Otherwise it saves the resolved lock in the folder (pending.lock.json), builds the full bundle, a delta from each of the last --deltas releases (those --keep leaves), and a changelog (<name>-<version>.changes.md for people, .changes.json for scripts: each artifact added, removed or changed with old and new version, ref, digest and size, and each delta's size), records the release in releases.json (written last, atomically), then keeps the newest --keep full releases and drops every delta whose base or target went.
 
 "version: auto" is always above every release in the folder, even for two runs in one minute. A run after a crash or kill -9 finishes the saved release; no half-made file ever has a final name. An unreachable upstream is exit 5 and a full disk exit 6; neither touches the releases already there. Off a terminal it prints one plain line per step (journald keeps them).`
 
@@ -19,6 +19,8 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
     {description: 'The monthly job', command: '<%= config.bin %> release run manifests/site.yaml --key /etc/ferry/release.key.asc --out /srv/ferry/releases'},
     {description: 'Sign through gpg-agent, keep a year of releases, print one JSON object', command: '<%= config.bin %> release run site.yaml --gpg-key 0123456789ABCDEF0123456789ABCDEF01234567 --out /srv/ferry/releases --keep 12 --json'},
   ]
+
+  static interruptible = true
 
   static args = {
     manifest: Args.string({description: 'manifest (.yaml); resolved afresh on every run', required: true}),
@@ -39,6 +41,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
     const {args, flags} = await this.parse(ReleaseRun)
     const signers = await signersFrom(flags)
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
+    this.onInterrupt(() => `no release was recorded and the releases in ${flags.out} are untouched; the resolved lock (pending.lock.json, once saved) and the downloads in the store ${store.root} are kept: run the same command again to finish this release`)
     const result = await runRelease({
       manifest: args.manifest,
       dir: flags.out,
@@ -52,7 +55,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
       onProgress: this.progress(),
     })
     if (result.changed) {
-      this.say(`released ${result.version}: ${result.bundle.path} (${formatBytes(result.bundle.size)}), ${result.deltas.length} delta(s), changelog ${result.changelog!.md}`)
+      this.say(`released ${result.version}: ${result.bundle.path} (${formatBytes(result.bundle.size)}), ${result.deltas.length} delta(s), changelog ${result.changelog.md}`)
     } else {
       this.say(`unchanged: the last release ${result.version} is current`)
     }

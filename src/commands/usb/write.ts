@@ -23,6 +23,8 @@ Exit 6 when the stick is full, removed or fails to write; exit 3 when what is re
     '<%= config.bin %> usb write bundles/edge-site-2026.11.0.ferry.tar /media/usb --part-size 1GiB',
   ]
 
+  static interruptible = true
+
   static args = {
     bundle: Args.string({description: 'bundle file (.ferry.tar)', required: true}),
     dir: Args.string({description: 'folder where the stick is mounted', required: true}),
@@ -35,6 +37,7 @@ Exit 6 when the stick is full, removed or fails to write; exit 3 when what is re
 
   async run() {
     const {args, flags} = await this.parse(UsbWrite)
+    this.onInterrupt(() => `the stick holds no complete copy of the bundle; parts already written are kept: run "ferry usb write ${args.bundle} ${args.dir}" again to write the rest`)
     let partSize: number | undefined
     if (flags['part-size'] !== undefined) {
       try {

@@ -1,5 +1,6 @@
 import {STATUS_CODES} from 'node:http'
 import type {Agent, Dispatcher, ProxyAgent} from 'undici'
+import {interruption} from '../../interrupt.js'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net-errors.js'
 import {proxyFlagInForce, proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
 
@@ -123,10 +124,12 @@ export class Transport {
     const lib = await loadUndici()
     const {dispatcher, proxy} = this.dispatcher(target, lib)
     const idle = opts.idleMs ?? 60_000
+    // Ctrl-C stops every request and body in flight (see interrupt.ts).
+    const signal = opts.signal ? AbortSignal.any([opts.signal, interruption]) : interruption
     let res: Dispatcher.ResponseData
     try {
       // undici takes async iterables too (sent chunk by chunk, waiting for the socket to drain), though its types do not say so
-      res = await lib.request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal: opts.signal, headersTimeout: idle, bodyTimeout: idle})
+      res = await lib.request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal, headersTimeout: idle, bodyTimeout: idle})
     } catch (err) {
       throw explain(err, proxy)
     }

@@ -65,7 +65,7 @@ export async function resolveImages(images: Array<string | ImageToPin>, platform
       const m = signature.manifest
       cosign = {key: key.fingerprint, keyFile: key.file, publicKey: key.pem, form: signature.form, via: signature.via, manifest: {mediaType: m.mediaType || MEDIA.ociManifest, digest: m.digest, size: m.bytes.length}}
     }
-    opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length})
+    opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length, unit: images.length === 1 ? 'image' : 'images'})
     return {
       name: `images/${name}`,
       kind: 'image' as const,
