@@ -15,6 +15,7 @@ import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
 import {issue, jwsEnvelope, makeDisk, makeRoot, pushArtifact, pushIndex, pushNotation, tagManifest, type Cert, type Target} from './helpers/notation.js'
 import {startRegistry, type Registry} from './helpers/registry.js'
+import {cyclonedx16} from './helpers/cyclonedx-schema.js'
 
 const ctx = {} as {dir: string; registry: Registry; root: Cert; other: Cert; leaf: Cert; inter: Cert; short: Cert; noEku: Cert; disk: Buffer; vhdx: Buffer; arm: Buffer; good: Target; priv: string; pub: string}
 const test = suite('notation')
@@ -211,6 +212,15 @@ test('end to end: build carries the disk, manifest and signature; verify passes;
   assert.is(v.ref, `${ctx.registry.host}/vm/good:v1@${ctx.good.digest}`)
   const text = await ferry(['bundle', 'inspect', path])
   assert.match(text.stdout, /vm\/azl .* signed by .*Azure Linux Image Signing.* \(sha256:/)
+  // the SBOM names the VM image with its signer and signature, and stays valid CycloneDX 1.6
+  const sbom = JSON.parse((await ferry(['bundle', 'sbom', path])).stdout)
+  assert.is(cyclonedx16()(sbom), null)
+  const c = sbom.components.find((x: {'bom-ref': string}) => x['bom-ref'] === 'vm/azl')
+  assert.is(c.type, 'operating-system')
+  const props = Object.fromEntries(c.properties.map((p: {name: string; value: string}) => [p.name, p.value]))
+  assert.is(props['ferry:notation:signer'], v.signedBy.fingerprint)
+  assert.is(props['ferry:oci:manifest'], ctx.good.digest)
+  assert.ok(c.externalReferences.some((r: {type: string; url: string}) => r.type === 'digital-signature' && r.url.endsWith(vm.notation.signatures[0].manifest.digest)))
   // A lock whose root is not the signer's: the build checks again and refuses (exit 4).
   vm.notation.ca.pem = ctx.other.pem
   await writeLock(lock, join(ctx.dir, 'edited.lock.json'))
