@@ -13,7 +13,7 @@ import {FerryError} from '../src/errors.js'
 import {lockManifest, writeLock} from '../src/manifest/lock.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
-import {issue, jwsEnvelope, makeDisk, makeRoot, pushArtifact, pushIndex, pushNotation, tagManifest, type Cert, type Target} from './helpers/notation.js'
+import {coseEnvelope, issue, jwsEnvelope, makeDisk, makeRoot, pushArtifact, pushIndex, pushNotation, tagManifest, type Cert, type Target} from './helpers/notation.js'
 import {startRegistry, type Registry} from './helpers/registry.js'
 import {cyclonedx16} from './helpers/cyclonedx-schema.js'
 
@@ -64,7 +64,14 @@ test.before(async () => {
   const cty = await single('vm/cty', ctx.disk)
   await pushNotation(h, 'vm/cty', cty, jwsEnvelope(ctx.leaf, chain, cty, {header: {cty: 'application/json'}}))
   const cose = await single('vm/cose', ctx.disk)
-  await pushNotation(h, 'vm/cose', cose, Buffer.from([0xd2, 0x84]), 'application/cose')
+  await pushNotation(h, 'vm/cose', cose, coseEnvelope(ctx.leaf, chain, cose), 'application/cose')
+  const coseBad = await single('vm/cosebad', ctx.disk)
+  const badEnvelope = coseEnvelope(ctx.leaf, chain, coseBad)
+  badEnvelope[badEnvelope.indexOf('targetArtifact') + 2] ^= 1
+  await pushNotation(h, 'vm/cosebad', coseBad, badEnvelope, 'application/cose')
+  const coseOther = await single('vm/coseother', ctx.disk)
+  await pushNotation(h, 'vm/coseother', coseOther, coseEnvelope(ctx.leaf, chain, coseOther, {claim: sha(Buffer.from('x'))}), 'application/cose')
+  await pushNotation(h, 'vm/cosetrunc', await single('vm/cosetrunc', ctx.disk), coseEnvelope(ctx.leaf, chain, cose).subarray(0, 300), 'application/cose')
   // a multi-platform index: the amd64 manifest signed, the arm64 one signed through the index
   const amd = await pushArtifact(h, 'vm/multi', [{bytes: ctx.disk, title: 'minimal-os-amd64.qcow2', mediaType: QCOW2}])
   const arm = await pushArtifact(h, 'vm/multi', [{bytes: ctx.arm, title: 'minimal-os-arm64.qcow2', mediaType: QCOW2}])
@@ -152,8 +159,14 @@ test('a leaf without the codeSigning usage, and a protected header with the wron
   assert.match((await refused('cty')).message, /cty is "application\/json"/)
 })
 
-test('a COSE envelope is refused with the reason', async () => {
-  assert.match((await refused('cose')).message, /COSE envelope, which Ferry does not check yet/)
+test('COSE envelopes: a good one verifies; an altered payload, another digest and a truncated one are refused', async () => {
+  const lock = await lockManifest(await manifest(entry('cose')))
+  assert.is(lock.artifacts[0].upstream.verifiedBy, 'notation')
+  assert.match(lock.artifacts[0].notation!.verified!.subject, /CN=Azure Linux Image Signing/)
+  assert.match(lock.artifacts[0].notation!.verified!.signingTime, /^\d{4}-\d\d-\d\dT/)
+  assert.match((await refused('cosebad')).message, /does not verify with the leaf certificate's key/)
+  assert.match((await refused('coseother')).message, /signed payload is for sha256:[0-9a-f]{64}, not this artifact/)
+  assert.match((await refused('cosetrunc')).message, /COSE envelope is not CBOR \(truncated CBOR/)
 })
 
 test('a multi-platform index: the platform asked for, signed through its manifest or the index', async () => {

@@ -1,9 +1,10 @@
 // Checking Notary Project (notation) signatures offline: a JWS envelope (JSON serialization)
 // whose protected header and payload follow the notation signature specification, signed by
-// the leaf of an X.509 chain (x5c) that must lead to a root the manifest names. COSE envelopes
-// are recognised and refused with a reason (not checked here).
+// the leaf of an X.509 chain (x5c) that must lead to a root the manifest names; or a COSE_Sign1
+// envelope carrying the same (notation-cose.ts).
 import {createHash, verify, constants, X509Certificate} from 'node:crypto'
 import {FerryError} from '../errors.js'
+import {parseCoseEnvelope, type ParsedEnvelope} from './notation-cose.js'
 import {keyUsage} from './x509-der.js'
 
 export const NOTATION_SIGNATURE = 'application/vnd.cncf.notary.signature'
@@ -143,28 +144,17 @@ export interface NotationTarget {
  * payload's `targetArtifact` equal to `target`.
  */
 export function checkNotationEnvelope(envelopeType: string, bytes: Buffer, root: NotationRoot, target: NotationTarget, now: Date): NotationChecked {
-  if (envelopeType === COSE_ENVELOPE) {
-    return refuse(1, 'the signature is a COSE envelope, which Ferry does not check yet; sign with notation --signature-format jws')
-  }
-  if (envelopeType !== JWS_ENVELOPE) return refuse(1, `the signature envelope is ${envelopeType}, not ${JWS_ENVELOPE}`)
-  const env = parseJson(bytes)
-  if (!env) return refuse(1, 'the JWS envelope is not JSON (damaged or truncated)')
-  const protectedBytes = b64url(env.protected)
-  const payloadBytes = b64url(env.payload)
-  const signature = b64url(env.signature)
-  if (!protectedBytes || !payloadBytes || !signature || signature.length === 0) return refuse(1, 'the JWS envelope lacks its protected header, payload or signature')
-  const header = parseJson(protectedBytes)
-  if (!header) return refuse(1, 'the JWS protected header is not JSON')
-  const x5c = (env.header as {x5c?: unknown} | undefined)?.x5c
-  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) return refuse(1, 'the JWS envelope carries no certificate chain (header.x5c)')
+  const parsed = envelopeType === JWS_ENVELOPE ? parseJwsEnvelope(bytes) : envelopeType === COSE_ENVELOPE ? parseCoseEnvelope(bytes) : `the signature envelope is ${envelopeType}, not ${JWS_ENVELOPE} or ${COSE_ENVELOPE}`
+  if (typeof parsed === 'string') return refuse(1, parsed)
+  const {header, payload: payloadBytes} = parsed
+  if (parsed.chain.length === 0) return refuse(1, 'the envelope carries no certificate chain')
   let chain: X509Certificate[]
   try {
-    chain = (x5c as string[]).map((c) => new X509Certificate(Buffer.from(c, 'base64')))
+    chain = parsed.chain.map((c) => new X509Certificate(c))
   } catch {
     return refuse(1, 'the certificate chain in the envelope is not readable X.509')
   }
-  const signed = Buffer.from(`${env.protected as string}.${env.payload as string}`, 'ascii')
-  const ok = signatureVerifies(String(header.alg), chain[0], signed, signature)
+  const ok = signatureVerifies(parsed.alg, chain[0], parsed.signed, parsed.signature)
   if (typeof ok === 'string') return refuse(1, ok)
   if (!ok) return refuse(2, `the signature does not verify with the leaf certificate's key (${cn(chain[0])}): the envelope is damaged, truncated or altered`)
   const linked = checkChain(chain, root, now)
@@ -179,6 +169,21 @@ export function checkNotationEnvelope(envelopeType: string, bytes: Buffer, root:
   if (t.mediaType !== target.mediaType) return refuse(4, `the signed payload gives the artifact the media type ${String(t.mediaType)}, its manifest is ${target.mediaType}`)
   const leaf = chain[0]
   return {ok: true, signer: {subject: cn(leaf), fingerprint: certFingerprint(leaf), root: {subject: cn(linked.root), fingerprint: certFingerprint(linked.root)}, signingTime: String(header[SIGNING_TIME] ?? header[AUTHENTIC_TIME])}}
+}
+
+/** A JWS envelope (JSON serialization, notation's header.x5c) in the common shape; a reason string when it is not one. */
+function parseJwsEnvelope(bytes: Buffer): ParsedEnvelope | string {
+  const env = parseJson(bytes)
+  if (!env) return 'the JWS envelope is not JSON (damaged or truncated)'
+  const protectedBytes = b64url(env.protected)
+  const payload = b64url(env.payload)
+  const signature = b64url(env.signature)
+  if (!protectedBytes || !payload || !signature || signature.length === 0) return 'the JWS envelope lacks its protected header, payload or signature'
+  const header = parseJson(protectedBytes)
+  if (!header) return 'the JWS protected header is not JSON'
+  const x5c = (env.header as {x5c?: unknown} | undefined)?.x5c
+  const chain = Array.isArray(x5c) && x5c.every((c) => typeof c === 'string') ? (x5c as string[]).map((c) => Buffer.from(c, 'base64')) : []
+  return {alg: String(header.alg), header, chain, payload, signed: Buffer.from(`${env.protected as string}.${env.payload as string}`, 'ascii'), signature}
 }
 
 /** The protected header's required fields (notation's JWS envelope): cty, crit, signing scheme and time, expiry. */

@@ -144,3 +144,41 @@ export async function tagManifest(host: string, repo: string, tag: string, targe
   const res = await fetch(`http://${host}/v2/${repo}/manifests/${target.digest}`, {headers: {Accept: OCI_MANIFEST}})
   await pushManifest(host, repo, tag, Buffer.from(await res.arrayBuffer()), OCI_MANIFEST)
 }
+
+type Cbor = number | string | Buffer | Cbor[] | Map<Cbor, Cbor> | {tag: number; value: Cbor}
+
+/** A CBOR encoder for test envelopes (definite lengths, as notation's go-cose writes them). */
+export function cbor(v: Cbor): Buffer {
+  const head = (major: number, n: number) => {
+    if (n < 24) return Buffer.from([(major << 5) | n])
+    if (n < 0x100) return Buffer.from([(major << 5) | 24, n])
+    if (n < 0x10000) return Buffer.from([(major << 5) | 25, n >> 8, n & 0xff])
+    const b = Buffer.alloc(5)
+    b[0] = (major << 5) | 26
+    b.writeUInt32BE(n, 1)
+    return b
+  }
+  if (typeof v === 'number') return v >= 0 ? head(0, v) : head(1, -1 - v)
+  if (typeof v === 'string') return Buffer.concat([head(3, Buffer.byteLength(v)), Buffer.from(v)])
+  if (Buffer.isBuffer(v)) return Buffer.concat([head(2, v.length), v])
+  if (Array.isArray(v)) return Buffer.concat([head(4, v.length), ...v.map(cbor)])
+  if (v instanceof Map) return Buffer.concat([head(5, v.size), ...[...v].flatMap(([k, x]) => [cbor(k), cbor(x)])])
+  return Buffer.concat([head(6, v.tag), cbor(v.value)])
+}
+
+/** A notation COSE_Sign1 envelope over `target` (PS256, x5chain in the unprotected header). */
+export function coseEnvelope(leaf: Cert, chain: Cert[], target: Target, opts: {claim?: string} = {}): Buffer {
+  const protectedMap = new Map<Cbor, Cbor>([
+    [1, -37],
+    [2, ['io.cncf.notary.signingScheme']],
+    [3, 'application/vnd.cncf.notary.payload.v1+json'],
+    ['io.cncf.notary.signingScheme', 'notary.x509'],
+    ['io.cncf.notary.signingTime', {tag: 1, value: Math.floor(Date.now() / 1000)}],
+  ])
+  const prot = cbor(protectedMap)
+  const payload = Buffer.from(JSON.stringify({targetArtifact: {mediaType: target.mediaType, digest: opts.claim ?? target.digest, size: target.size}}))
+  const toSign = cbor(['Signature1', prot, Buffer.alloc(0), payload])
+  const signature = sign('sha256', toSign, {key: createPrivateKey(readFileSync(leaf.key)), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32})
+  const unprotected = new Map<Cbor, Cbor>([[33, chain.map((c) => c.der)], ['io.cncf.notary.signingAgent', 'notation-go/1.3.0']])
+  return cbor({tag: 18, value: [prot, unprotected, payload, signature]})
+}
