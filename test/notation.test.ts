@@ -234,6 +234,14 @@ test('end to end: build carries the disk, manifest and signature; verify passes;
   assert.is(props['ferry:notation:signer'], v.signedBy.fingerprint)
   assert.is(props['ferry:oci:manifest'], ctx.good.digest)
   assert.ok(c.externalReferences.some((r: {type: string; url: string}) => r.type === 'digital-signature' && r.url.endsWith(vm.notation.signatures[0].manifest.digest)))
+  // a delta from that bundle: the unchanged disk, manifest and signature are left out, and it verifies against its base
+  const delta = await ferry(['bundle', 'build', lockFile, '--key', ctx.priv, '--out', join(ctx.dir, 'delta'), '--store', join(ctx.dir, 'store'), '--since', path, '--json'])
+  assert.is(delta.code, 0, delta.stdout + delta.stderr)
+  const deltaEntries = execFileSync('tar', ['-tf', delta.json!.result.path], {encoding: 'utf8'})
+  assert.not.ok(deltaEntries.includes(vm.notation.signatures[0].envelope.digest.slice(7)))
+  assert.not.ok(deltaEntries.includes(vm.sha256))
+  const dv = await ferry(['bundle', 'verify', delta.json!.result.path, '--key', ctx.pub, '--base', path, '--json'])
+  assert.is(dv.code, 0, dv.stdout + dv.stderr)
   // A lock whose root is not the signer's: the build checks again and refuses (exit 4).
   vm.notation.ca.pem = ctx.other.pem
   await writeLock(lock, join(ctx.dir, 'edited.lock.json'))
