@@ -10,6 +10,8 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {FerryError} from '../src/errors.js'
+import {describeLock} from '../src/bundle/build.js'
+import {checkVmManifests} from '../src/bundle/vm-check.js'
 import {lockManifest, writeLock} from '../src/manifest/lock.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
@@ -248,6 +250,23 @@ test('end to end: build carries the disk, manifest and signature; verify passes;
   const again = await ferry(['bundle', 'build', join(ctx.dir, 'edited.lock.json'), '--key', ctx.priv, '--out', join(ctx.dir, 'out2'), '--store', join(ctx.dir, 'store'), '--json'])
   assert.is(again.code, 4, again.stdout + again.stderr)
   assert.match(again.json!.error!.message, /^vm\/azl \(.*does not lead to the root/)
+})
+
+test('bundle verify refuses an artifact manifest that does not name the VM blob, and a signature of another artifact', async () => {
+  const lock = await lockManifest(await manifest(entry('good')))
+  const {manifest: described} = describeLock(lock)
+  const vm = described.artifacts[0]
+  const docs = new Map<string, Buffer>()
+  const fetchDoc = async (d: string) => Buffer.from(await (await fetch(`http://${ctx.registry.host}/v2/vm/good/manifests/${d}`, {headers: {Accept: 'application/vnd.oci.image.manifest.v1+json'}})).arrayBuffer())
+  docs.set(vm.oci!.manifest.digest, await fetchDoc(vm.oci!.manifest.digest))
+  docs.set(vm.notation!.signatures[0].manifest.digest, await fetchDoc(vm.notation!.signatures[0].manifest.digest))
+  checkVmManifests(described, (d) => docs.get(d))
+  const otherDisk = {...described, artifacts: [{...vm, digest: sha(ctx.vhdx), size: ctx.vhdx.length}]}
+  assert.throws(() => checkVmManifests(otherDisk, (d) => docs.get(d)), (e: FerryError) => e.exit === 3 && e.code === 'VM_LAYER_MISMATCH')
+  const sig = JSON.parse(docs.get(vm.notation!.signatures[0].manifest.digest)!.toString())
+  sig.subject.digest = sha(Buffer.from('another'))
+  docs.set(vm.notation!.signatures[0].manifest.digest, Buffer.from(JSON.stringify(sig)))
+  assert.throws(() => checkVmManifests(described, (d) => docs.get(d)), (e: FerryError) => e.exit === 3 && e.code === 'VM_SIGNATURE_MISMATCH')
 })
 
 test.run()
