@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import {FerryError} from '../src/errors.js'
 import {describeLock} from '../src/bundle/build.js'
 import {checkVmManifests} from '../src/bundle/vm-check.js'
+import {parseManifest} from '../src/manifest/load.js'
 import {lockManifest, writeLock} from '../src/manifest/lock.js'
 import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 import {ferry} from './helpers/cli.js'
@@ -267,6 +268,25 @@ test('bundle verify refuses an artifact manifest that does not name the VM blob,
   sig.subject.digest = sha(Buffer.from('another'))
   docs.set(vm.notation!.signatures[0].manifest.digest, Buffer.from(JSON.stringify(sig)))
   assert.throws(() => checkVmManifests(described, (d) => docs.get(d)), (e: FerryError) => e.exit === 3 && e.code === 'VM_SIGNATURE_MISMATCH')
+})
+
+test('the manifest takes exactly one of url and oci, and keeps each one\'s fields to it (exit 2, naming the field)', () => {
+  const spec = (vm: string) => `apiVersion: ferry/v1\nkind: Bundle\nmetadata: {name: m, version: 1.0.0}\nspec:\n  vm:\n    - ${vm}\n`
+  assert.ok(parseManifest(spec('{name: a, oci: "r.example/x/y:1", platform: linux/arm64, file: a.vhdx, notation: {ca: root.pem}}'), 'm.yaml').spec.vm[0].oci)
+  for (const [vm, field] of [
+    ['{name: a, oci: "r.example/x/y:1", url: "https://e.example/a.vhdx", sha256: "' + 'a'.repeat(64) + '"}', /url/],
+    ['{name: a, oci: "r.example/x/y:1", sha256: "' + 'a'.repeat(64) + '"}', /sha256/],
+    ['{name: a, url: "https://e.example/a.vhdx", sha256: "' + 'a'.repeat(64) + '", notation: {ca: r.pem}}', /notation/],
+    ['{name: a, oci: "r.example/x/y:1", notation: {}}', /notation/],
+  ] as const) {
+    try {
+      parseManifest(spec(vm), 'm.yaml')
+      assert.unreachable(vm)
+    } catch (err) {
+      assert.is((err as FerryError).exit, 2, vm)
+      assert.match((err as Error).message, field)
+    }
+  }
 })
 
 test.run()
