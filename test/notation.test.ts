@@ -123,6 +123,7 @@ test('a good signature: the disk layer is pinned by its upstream digest, the man
   assert.is(vm.size, ctx.disk.length)
   assert.is(vm.mediaType, QCOW2)
   assert.is(vm.dest, 'vm/minimal-os.qcow2')
+  assert.is(vm.version, 'v1')
   assert.is(vm.oci?.manifest.digest, ctx.good.digest)
   assert.is(vm.oci?.title, 'minimal-os.qcow2')
   assert.is(vm.upstream.verifiedBy, 'notation')

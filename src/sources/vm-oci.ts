@@ -85,6 +85,8 @@ export async function resolveOciVm(vm: VmImage, opts: OciVmOptions, pool = new R
     mediaType: layer.mediaType,
     dest: `vm/${fileName(layer, vm.name, what)}`,
     ...(platform ? {platform} : {}),
+    // the tag is the image's version (Azure Linux: 3.0.<YYYYMMDD>), shown by inspect, diff and the changelog
+    ...(ref.tag ? {version: ref.tag} : {}),
     upstream: notation?.verified ? {verifiedBy: 'notation', key: notation.verified.fingerprint} : {verifiedBy: 'registry'},
     oci,
     ...(notation ? {notation} : {}),
