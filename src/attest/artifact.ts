@@ -16,6 +16,8 @@ export interface DescribedArtifact {
   upstream: {verifiedBy: string; checksumUrl?: string; signatureUrl?: string; key?: string}
   cosign?: {key: string; keyFile: string; form: string; via: string; manifest: {mediaType: string; digest: string; size: number}}
   chunks?: {index: string; size: number; count: number}
+  oci?: {ref: string; manifest: {digest: string}}
+  notation?: {signatures: Array<{manifest: {digest: string}; envelope: {mediaType: string}; subject: string}>; ca?: {file: string; fingerprint: string}; verified?: {signature: string; subject: string}}
 }
 
 export interface BlobDescriptor {

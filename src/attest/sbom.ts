@@ -24,7 +24,11 @@ function proofProperties(a: DescribedArtifact): Property[] {
     ...prop('upstream:verifiedBy', a.upstream.verifiedBy),
     ...prop('upstream:checksumUrl', a.upstream.checksumUrl),
     ...prop('upstream:signatureUrl', a.upstream.signatureUrl),
-    ...prop(a.upstream.verifiedBy === 'cosign' ? 'cosign:key' : 'pgp:key', a.upstream.key),
+    ...prop(a.upstream.verifiedBy === 'cosign' ? 'cosign:key' : a.upstream.verifiedBy === 'notation' ? 'notation:signer' : 'pgp:key', a.upstream.key),
+    ...(a.notation?.verified && a.notation.ca
+      ? [...prop('notation:subject', a.notation.verified.subject), ...prop('notation:root', a.notation.ca.fingerprint), ...prop('notation:caFile', a.notation.ca.file), ...prop('notation:signature', a.notation.verified.signature)]
+      : []),
+    ...(a.oci ? [...prop('oci:manifest', a.oci.manifest.digest), ...prop('oci:ref', a.oci.ref)] : []),
     ...(a.cosign
       ? [...prop('cosign:keyFile', a.cosign.keyFile), ...prop('cosign:form', a.cosign.form), ...prop('cosign:via', a.cosign.via), ...prop('cosign:signature', a.cosign.manifest.digest)]
       : []),
@@ -109,6 +113,7 @@ function fileComponent(a: DescribedArtifact): Json {
     ...(inRegistry ? [] : [{type: 'distribution', url: a.source, comment: 'downloaded from'}]),
     ...(a.upstream.checksumUrl ? [{type: 'other', url: a.upstream.checksumUrl, comment: 'checksum list the sha256 was checked against'}] : []),
     ...(a.upstream.signatureUrl ? [{type: 'digital-signature', url: a.upstream.signatureUrl, comment: 'OpenPGP signature of the checksum list, verified'}] : []),
+    ...(a.notation?.signatures ?? []).map((s) => ({type: 'digital-signature', url: `${a.source.replace(/@sha256:[0-9a-f]{64}$/, '')}@${s.manifest.digest}`, comment: `notation signature (${s.envelope.mediaType}) of ${s.subject}${a.notation?.verified?.signature === s.manifest.digest ? ', verified' : ''}`})),
   ]
   return {
     type,

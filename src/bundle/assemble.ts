@@ -13,6 +13,8 @@ import {asLocalIoError, ExitCode, FerryError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
 import type {BuildOptions} from './build-options.js'
 import type {BlobJob, PlannedImages} from './images.js'
+import {fetchOciDisk} from './vm-artifacts.js'
+import {RegistryPool} from '../sources/oci/registry-source.js'
 import {archiveLayout, type BlobFile, type BundleEntries, writeBundleArchive, type WrittenBundle} from './write.js'
 
 /** The lock's files (everything but images) as blobs of the bundle and jobs that fetch them. */
@@ -20,6 +22,7 @@ export function fileJobs(lock: LockFile, options: BuildOptions): {blobs: BlobFil
   // Images are planned by planImages: their digest names a manifest, not one file to download.
   const files = lock.artifacts.filter((a) => a.kind !== 'image').sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1))
   const store = options.store
+  const pool = new RegistryPool(options.registry ?? {})
   return {
     blobs: files.map((a) => ({digest: `sha256:${a.sha256}`, size: a.size, path: store.pathOf(`sha256:${a.sha256}`)})),
     jobs: files.map((a) => {
@@ -34,6 +37,8 @@ export function fileJobs(lock: LockFile, options: BuildOptions): {blobs: BlobFil
           },
         }
       }
+      // A VM image published as an OCI artifact comes from its registry, through the store.
+      if (a.oci) return {digest: `sha256:${a.sha256}`, size: a.size, fetch: (onData: (bytes: number) => void) => fetchOciDisk(a, store, pool, onData)}
       return {
         digest: `sha256:${a.sha256}`,
         size: a.size,

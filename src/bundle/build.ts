@@ -15,6 +15,7 @@ import {fetchImageSboms} from './image-sbom-fetch.js'
 import {imageSbomArtifacts} from './image-sboms.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {RegistryPool} from '../sources/oci/registry-source.js'
+import {carryOciVms, ociBlobDigests} from './vm-artifacts.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
 import {sha256Of} from '../store/hashing.js'
 import {refuseOtherContent} from './same-version.js'
@@ -55,6 +56,8 @@ function toBundleArtifact(a: LockedArtifact): BundleArtifact {
     ...(a.imageSize === undefined ? {} : {imageSize: a.imageSize}),
     upstream: a.upstream,
     ...(a.cosign === undefined ? {} : {cosign: a.cosign}),
+    ...(a.oci === undefined ? {} : {oci: a.oci}),
+    ...(a.notation === undefined ? {} : {notation: a.notation}),
   }
 }
 
@@ -107,6 +110,9 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
     const imageSboms = imageSbomArtifacts(lock)
     const imageSbomBlobs = () => fetchImageSboms(lock, options.store, pool, (d) => !!since?.has(d))
     await imageSbomBlobs()
+    // VM images from registries: their manifests and notation signatures (checked again), and their disks in the store.
+    const vmBlobs = await carryOciVms(lock.artifacts, options.store, pool, {now, skip: since ? (d) => since.has(d) : undefined, onProgress: options.onProgress})
+    const vmOmitted = since ? lock.artifacts.flatMap((a) => ociBlobDigests(a)).filter((d) => since.has(d)) : []
     const described = describeLock(lock)
     const indexJson = described.indexJson
     // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).
@@ -118,14 +124,15 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
       onProgress: options.onProgress,
     })
     // A delta neither fetches nor carries what its base has, nor what it rebuilds from a pack.
-    const omitted = since ? [...new Set([...lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)), ...chunked.omitted, ...signatures.filter((b) => since.has(b.digest)).map((b) => b.digest)])].sort() : []
+    const omitted = since ? [...new Set([...lock.artifacts.map((a) => `sha256:${a.sha256}`).filter((d) => since.has(d)), ...chunked.omitted, ...signatures.filter((b) => since.has(b.digest)).map((b) => b.digest), ...vmOmitted])].sort() : []
     const carriedSignatures = signatures.filter((b) => !since?.has(b.digest))
     const carried = {...lock, artifacts: lock.artifacts.filter((a) => !since?.has(`sha256:${a.sha256}`) && !chunked.rebuilt.has(`sha256:${a.sha256}`))}
     const plan = async () => {
       const files = fileJobs(carried, options)
       const images = await planImages(lock, {store: options.store, registry: options.registry, skip: since ? (d) => since.has(d) : undefined})
       const taken = new Set([...files.blobs, ...chunked.blobs, ...images.blobs].map((b) => b.digest))
-      return {files: {blobs: [...files.blobs, ...chunked.blobs, ...carriedSignatures.filter((b) => !taken.has(b.digest))], jobs: files.jobs}, images}
+      const extra = [...carriedSignatures, ...vmBlobs].filter((b) => !taken.has(b.digest))
+      return {files: {blobs: [...new Map(extra.map((b) => [b.digest, b])).values()].concat(files.blobs, chunked.blobs), jobs: files.jobs}, images}
     }
     const first = await plan()
     const images = first.images

@@ -1,6 +1,6 @@
 import {z} from 'zod'
 import {integrityError} from '../errors.js'
-import {ArtifactKind, CosignProof, HealthCheck, UpstreamProof} from '../manifest/lock-format.js'
+import {ArtifactKind, CosignProof, HealthCheck, NotationProof, UpstreamProof, VmOciSource} from '../manifest/lock-format.js'
 
 export const BUNDLE_SCHEMA = 'ferry.bundle/v1'
 export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a digest "sha256:<64 hex>"')
@@ -25,6 +25,10 @@ export const BundleArtifact = z.strictObject({
   upstream: UpstreamProof,
   /** signed images: the key that verified the cosign signature, and the signature manifest the bundle carries (blobs named by it) */
   cosign: CosignProof.optional(),
+  /** VM images from an OCI registry: the artifact manifest (a blob of the bundle, as is its config) */
+  oci: VmOciSource.optional(),
+  /** VM images from an OCI registry: their notation signature manifests (blobs of the bundle) and who signed */
+  notation: NotationProof.optional(),
   /** chunked artifacts (vm images, files with `delta: chunks`): the chunk index blob, its size and chunk count */
   chunks: z.strictObject({index: Digest, size: z.number().int().nonnegative(), count: z.number().int().nonnegative()}).optional(),
   /**

@@ -16,6 +16,8 @@ export interface Inspection {
   verifiedBy?: string[]
   /** the container images, from bundle.json's `image` artifacts */
   images: ImageSummary[]
+  /** VM images from OCI registries: the artifact and who signed it (notation) */
+  vms: VmSummary[]
   /** per chunked artifact: its chunks, how many a delta takes from its base, and the bytes it carries */
   chunked: ChunkReport[]
 }
@@ -32,6 +34,33 @@ export interface ImageSummary {
   size: number
   /** the cosign key that verified it (sha256 of the DER public key) and its file; null: no signature required */
   signedBy: {key: string; keyFile: string; form: string} | null
+}
+
+export interface VmSummary {
+  name: string
+  /** registry/repository:tag@sha256:<artifact manifest> */
+  ref: string
+  platform?: string
+  /** notation signatures carried */
+  signatures: number
+  /** the leaf certificate that signed it and the root it chains to; null: no root named, not checked */
+  signedBy: {subject: string; fingerprint: string; root: string; rootFingerprint: string} | null
+}
+
+export function vmSummaries(manifest: BundleManifest): VmSummary[] {
+  return manifest.artifacts
+    .filter((a) => a.kind === 'vm' && a.oci)
+    .map((a) => {
+      const n = a.notation
+      const v = n?.verified
+      return {
+        name: a.name,
+        ref: `${a.oci!.ref}@${a.oci!.manifest.digest}`,
+        ...(a.oci!.platform ? {platform: a.oci!.platform} : {}),
+        signatures: n?.signatures.length ?? 0,
+        signedBy: v && n?.ca ? {subject: v.subject, fingerprint: v.fingerprint, root: n.ca.subject, rootFingerprint: n.ca.fingerprint} : null,
+      }
+    })
 }
 
 /** What bundle.json says of each chunked artifact: rebuilt from a pack, omitted (the base has it), or carried whole. */
@@ -105,7 +134,7 @@ export async function inspectBundle(input: BundleInput, keys: PublicKey[] = []):
   // OpenPGP is loaded only here: reading the head does not need it
   const {signatureKeyIds, verifyDetached} = await import('../trust/verify.js')
   const signatureKeys = await signatureKeyIds(signature)
-  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest), chunked: chunkSummaries(manifest)}
+  const result: Inspection = {path: input.label, size: input.size, manifest, signatureKeys, images: imageSummaries(manifest), vms: vmSummaries(manifest), chunked: chunkSummaries(manifest)}
   if (keys.length) {
     const verified = await verifyDetached(bundleJson, signature, keys, {what: 'bundle.json.asc'})
     result.verifiedBy = verified.signers.map((s) => s.fingerprint)

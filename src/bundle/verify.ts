@@ -9,6 +9,7 @@ import {BundleManifest, ENTRY, parseBundleJson} from './format.js'
 import {imageClosure, parseIndex} from './oci-closure.js'
 import {readTar, type TarEntry} from './tar-reader.js'
 import {sha256Of} from '../store/hashing.js'
+import {checkVmManifests, vmDocuments} from './vm-check.js'
 
 const MAX_JSON = 16 << 20
 /** manifests and configs are kept in memory to walk the image graph; layers never are */
@@ -152,10 +153,11 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       }
       if (a.chunks) declared.set(a.chunks.index, a.chunks.size)
       if (a.cosign) declared.set(a.cosign.manifest.digest, a.cosign.manifest.size)
+      for (const d of vmDocuments(a)) declared.set(d.digest, d.size)
     }
     // Image signatures are carried beside the images, named by bundle.json rather than index.json
     // (so no tool importing the layout takes them for images); their blobs are walked the same way.
-    const signatureRoots = manifest.artifacts.flatMap((a) => (a.cosign ? [a.cosign.manifest] : []))
+    const signatureRoots = manifest.artifacts.flatMap((a) => [...(a.cosign ? [a.cosign.manifest] : []), ...(a.notation?.signatures ?? []).map((s) => s.manifest)])
     const omitted = new Set(manifest.omitted ?? [])
     // the SBOM and provenance are read whole, to check what they say (document-check.ts)
     const documents = new Set(manifest.artifacts.filter(isBundleDocument).map((a) => a.digest))
@@ -243,6 +245,7 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
     }
     const documentsChecked = checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
+    checkVmManifests(manifest, (d) => retained.get(d) ?? base?.content?.(d))
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
     return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets, documentsChecked}
   } catch (err) {

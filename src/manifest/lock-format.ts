@@ -4,11 +4,13 @@ import {z} from 'zod'
 export const UpstreamProof = z.strictObject({
   /** sha256: pinned in the manifest; checksum-file: listed in an upstream checksum file;
    *  checksum-file+pgp: ... whose detached OpenPGP signature verified; registry: OCI digest;
-   *  cosign: OCI digest, signed with a cosign key the manifest names */
-  verifiedBy: z.enum(['sha256', 'checksum-file', 'checksum-file+pgp', 'registry', 'cosign']),
+   *  cosign: OCI digest, signed with a cosign key the manifest names;
+   *  notation: OCI digests, the artifact signed (Notary Project) by a certificate chaining to the manifest's root */
+  verifiedBy: z.enum(['sha256', 'checksum-file', 'checksum-file+pgp', 'registry', 'cosign', 'notation']),
   checksumUrl: z.string().optional(),
   signatureUrl: z.string().optional(),
-  /** fingerprint of the key that signed the checksum file (OpenPGP), or the image (cosign: sha256 of the DER public key) */
+  /** fingerprint of the key that signed the checksum file (OpenPGP), or the image (cosign: sha256 of the DER public key),
+   *  or the VM artifact (notation: sha256 of the leaf certificate's DER) */
   key: z.string().optional(),
 })
 export type UpstreamProof = z.infer<typeof UpstreamProof>
@@ -49,6 +51,36 @@ export const ImageSbom = z.strictObject({
 })
 export type ImageSbom = z.infer<typeof ImageSbom>
 
+const OciDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/)
+export const OciDescriptor = z.strictObject({mediaType: z.string(), digest: OciDigest, size: z.number().int().nonnegative()})
+
+/** A VM image published as an OCI artifact: where its disk layer came from. */
+export const VmOciSource = z.strictObject({
+  /** the reference as the manifest names it (registry/repository:tag) */
+  ref: z.string().min(1),
+  /** the multi-platform index the tag named, when it named one */
+  index: OciDescriptor.optional(),
+  /** the artifact manifest of the platform taken; its layer is the VM image */
+  manifest: OciDescriptor,
+  config: OciDescriptor,
+  platform: z.string().optional(),
+  /** the layer's org.opencontainers.image.title */
+  title: z.string().optional(),
+})
+export type VmOciSource = z.infer<typeof VmOciSource>
+
+/** The Notary Project signatures of a VM artifact: each a referrer (manifest) with its envelope. */
+export const NotationProof = z.strictObject({
+  /** every notation signature found (all are carried) */
+  signatures: z.array(z.strictObject({manifest: OciDescriptor, envelope: OciDescriptor, config: OciDescriptor, subject: OciDigest})).min(1),
+  /** `referrers` (the registry's API) or the `sha256-<hex>` tag index they were found under */
+  via: z.string().min(1),
+  /** when the manifest named a root: it, and the signature that verified */
+  ca: z.strictObject({file: z.string().min(1), subject: z.string(), fingerprint: OciDigest, pem: z.string().min(1)}).optional(),
+  verified: z.strictObject({signature: OciDigest, subject: z.string(), fingerprint: OciDigest, signingTime: z.string()}).optional(),
+})
+export type NotationProof = z.infer<typeof NotationProof>
+
 export const ArtifactKind = z.enum(['vm', 'k3s', 'kubernetes', 'image', 'file'])
 export type ArtifactKind = z.infer<typeof ArtifactKind>
 
@@ -79,6 +111,11 @@ export const LockedArtifact = z.strictObject({
   cosign: CosignProof.optional(),
   /** images: the SBOMs their registry holds for them, carried into the bundle */
   sboms: z.array(ImageSbom).optional(),
+
+  /** VM images from an OCI registry: the artifact they came from */
+  oci: VmOciSource.optional(),
+  /** VM images from an OCI registry: their notation signatures (and the root that verified one) */
+  notation: NotationProof.optional(),
   /** chunked deltas (see bundle/chunked.ts): `chunks` for files that asked for it, `whole` for VM images that opted out */
   delta: z.enum(['chunks', 'whole']).optional(),
 })

@@ -42,7 +42,7 @@ export async function lockManifest(path: string, opts: LockOptions = {}): Promis
   })
   const {spec} = manifest
   const groups = await Promise.all([
-    resolveVms(spec.vm, ctx),
+    resolveVms(spec.vm, ctx, {platforms: spec.platforms, registry: opts.registry, now}),
     spec.k3s ? resolveK3s(spec.k3s, spec.platforms, ctx) : [],
     spec.kubernetes ? resolveKubernetes(spec.kubernetes, spec.platforms, ctx) : [],
     resolveFiles(spec.files, ctx),

@@ -56,10 +56,27 @@ export const VmSignature = z.strictObject({
 
 export const DeltaMode = z.enum(['chunks', 'whole'])
 
+/** Notary Project signatures a VM image published as an OCI artifact must carry */
+export const VmNotation = z.strictObject({
+  /** root CA certificate (PEM), relative to the manifest's folder: the signatures' chain must end there */
+  ca: z.string().min(1),
+})
+
+/** `registry/repository:tag` or `…@sha256:…` (no transport prefix) */
+const OciArtifactRef = z.string().regex(/^[^\s:/]+(?::\d+)?\/[^\s]+$/, 'not REGISTRY/REPOSITORY:TAG (e.g. mcr.microsoft.com/azurelinux/3.0/image/minimal-os:3.0.20250101)')
+
 export const VmImage = z
   .strictObject({
     name: Name,
-    url: HttpUrl,
+    url: HttpUrl.optional(),
+    /** a VM image published as an OCI artifact (oras): its reference; instead of `url` */
+    oci: OciArtifactRef.optional(),
+    /** oci: the platform to take from a multi-platform index (default: the bundle's first) */
+    platform: Platform.optional(),
+    /** oci: the layer to take, by its org.opencontainers.image.title (default: the one disk layer) */
+    file: z.string().min(1).optional(),
+    /** oci: the Notary Project signature must chain to this root */
+    notation: VmNotation.optional(),
     /** URL of an upstream checksum file listing this image */
     checksums: HttpUrl.optional(),
     sha256: Sha256.optional(),
@@ -68,6 +85,19 @@ export const VmImage = z
     delta: DeltaMode.optional(),
   })
   .superRefine((vm, ctx) => {
+    if ((vm.url === undefined) === (vm.oci === undefined)) {
+      ctx.addIssue({code: 'custom', path: ['url'], message: 'give exactly one of "url" (a file) or "oci" (an OCI artifact)'})
+      return
+    }
+    if (vm.oci !== undefined) {
+      for (const field of ['checksums', 'sha256', 'signature'] as const) {
+        if (vm[field] !== undefined) ctx.addIssue({code: 'custom', path: [field], message: `"${field}" is for "url" images; an "oci" image is checked by its registry digests (and "notation")`})
+      }
+      return
+    }
+    for (const field of ['platform', 'file', 'notation'] as const) {
+      if (vm[field] !== undefined) ctx.addIssue({code: 'custom', path: [field], message: `"${field}" is for "oci" images`})
+    }
     if ((vm.checksums === undefined) === (vm.sha256 === undefined)) {
       ctx.addIssue({code: 'custom', path: ['checksums'], message: 'give exactly one of "checksums" (URL) or "sha256"'})
     }

@@ -5,6 +5,7 @@ import {readPublicKeys} from '../trust/keys.js'
 import {verifyDetached} from '../trust/verify.js'
 import {requireChecksum} from './checksums.js'
 import {urlBasename, type ResolveContext} from './resolve-context.js'
+import {resolveOciVm, type OciVmOptions} from './vm-oci.js'
 
 /**
  * VM images (Azure Linux / Mariner VHDX, qcow2, ISO). The digest comes from the
@@ -29,7 +30,7 @@ interface TrustedList {
   proof: UpstreamProof
 }
 
-export async function resolveVms(vms: VmImage[], ctx: ResolveContext): Promise<LockedArtifact[]> {
+export async function resolveVms(vms: VmImage[], ctx: ResolveContext, oci: Omit<OciVmOptions, 'manifestDir'>): Promise<LockedArtifact[]> {
   // Several images may share one signed checksum file: check it once.
   const lists = new Map<string, Promise<TrustedList>>()
   const listFor = (vm: VmImage, checksums: string) => {
@@ -43,7 +44,9 @@ export async function resolveVms(vms: VmImage[], ctx: ResolveContext): Promise<L
   }
   return Promise.all(
     vms.map(async (vm, i) => {
-      const file = urlBasename(vm.url, `spec.vm[${i}].url`)
+      if (vm.oci !== undefined) return resolveOciVm(vm, {...oci, manifestDir: ctx.manifestDir})
+      const url = vm.url!
+      const file = urlBasename(url, `spec.vm[${i}].url`)
       let sha256: string
       let upstream: UpstreamProof
       if (vm.checksums) {
@@ -58,9 +61,9 @@ export async function resolveVms(vms: VmImage[], ctx: ResolveContext): Promise<L
       return {
         name,
         kind: 'vm' as const,
-        url: vm.url,
+        url,
         sha256,
-        size: await ctx.sizeOf(vm.url, sha256, name),
+        size: await ctx.sizeOf(url, sha256, name),
         mediaType: vmMediaType(file),
         dest: `vm/${file}`,
         upstream,

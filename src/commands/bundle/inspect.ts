@@ -10,7 +10,7 @@ import {formatBytes} from '../../format.js'
 export default class BundleInspect extends BaseCommand {
   static summary = 'Show what a bundle carries, without reading all of it.'
 
-  static description = `Reads bundle.json and its signature from the head of the bundle and shows name, version, created, expires, the signers' key fingerprints and every artifact with its version (k3s and Kubernetes releases, an image's tag), size and sha256 (an image's: its manifest digest). Fast on any size. With --key, the signature is also checked; the blobs are not (use "ferry bundle verify").`
+  static description = `Reads bundle.json and its signature from the head of the bundle and shows name, version, created, expires, the signers' key fingerprints and every artifact with its version (k3s and Kubernetes releases, an image's tag), size and sha256 (an image's: its manifest digest); VM images from registries with who signed them (the notation certificate's subject and sha256 fingerprint). Fast on any size. With --key, the signature is also checked; the blobs are not (use "ferry bundle verify").`
 
   static examples = [
     '<%= config.bin %> bundle inspect bundles/edge-site-2026.11.0.ferry.tar',
@@ -54,6 +54,13 @@ export default class BundleInspect extends BaseCommand {
         this.say(`    ${i.ref.padEnd(w)}  ${(i.version ?? '-').padEnd(iw)}  ${i.digest.slice(0, 19)}  ${(i.platforms?.join(',') ?? '-').padEnd(12)} ${formatBytes(i.size).padStart(10)}  ${i.signedBy ? `signed by ${i.signedBy.key}` : 'no signature required'}`)
       }
     }
+    if (info.vms.length) {
+      this.say(`  vm images from registries:`)
+      for (const v of info.vms) {
+        const who = v.signedBy ? `signed by ${v.signedBy.subject} (${v.signedBy.fingerprint}), root ${v.signedBy.root}` : v.signatures ? `${v.signatures} notation signature(s) carried, not checked (no notation.ca)` : 'no signature required'
+        this.say(`    ${v.name}  ${v.ref}${v.platform ? `  ${v.platform}` : ''}  ${who}`)
+      }
+    }
     if (info.chunked.length) {
       this.say(`  chunked:`)
       const w = Math.max(...info.chunked.map((c) => c.name.length))
@@ -67,6 +74,6 @@ export default class BundleInspect extends BaseCommand {
       for (const d of documents) this.say(`    ${d.name}  ${d.mediaType}  ${formatBytes(d.size)}  ${d.digest.slice(0, 19)}`)
     }
     if (m.health.length) this.say(`  health checks: ${m.health.map((h) => h.name).join(', ')}`)
-    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images, chunked: info.chunked, documents: documents.map((d) => ({name: d.name, mediaType: d.mediaType, digest: d.digest, size: d.size}))}
+    return {path: info.path, size: info.size, ...m, signatureKeys: info.signatureKeys, verifiedBy: info.verifiedBy ?? null, images: info.images, vms: info.vms, chunked: info.chunked, documents: documents.map((d) => ({name: d.name, mediaType: d.mediaType, digest: d.digest, size: d.size}))}
   }
 }

@@ -35,7 +35,7 @@ const MAX_SIGNATURE_BLOB = 1 << 20
 const isNotFound = (err: unknown) => err instanceof FerryError && err.code === 'NOT_FOUND'
 
 /** Opens the repository of `ref` at another reference (a tag or digest). */
-function at(pool: RegistryPool, ref: RegistryReference, reference: {tag?: string; digest?: string}): ImageSource {
+export function at(pool: RegistryPool, ref: RegistryReference, reference: {tag?: string; digest?: string}): ImageSource {
   return pool.source({...ref, tag: reference.tag, digest: reference.digest})
 }
 
