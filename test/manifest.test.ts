@@ -97,9 +97,9 @@ schema('a version that is not semver names the field and line', () => {
   assert.match(e.message, 'site.yaml:6: metadata.version: not a semantic version')
 })
 
-schema('a number where a version belongs says to quote it, as written', () => {
+schema('a number where a version belongs says it as written, and that quoting alone would not do', () => {
   const e = failure(() => parseManifest(edit(6, ['  version: 1.0']), 'site.yaml'))
-  assert.match(e.message, 'site.yaml:6: metadata.version: expected a string, got the number 1.0 (quote it: "1.0")')
+  assert.match(e.message, 'site.yaml:6: metadata.version: expected a string, got the number 1.0; quoted, "1.0" would not do either')
 })
 
 schema('a k3s version that is no release tag is refused', () => {

@@ -269,7 +269,7 @@ store('a lock is removed when its process exits without releasing it; a lock fro
     await writeFile(lock, '1 00000000-0000-4000-8000-000000000000\n')
     assert.is(await lockHolder(lock), undefined, 'pid 1 of another boot holds nothing')
     const taken = await acquirePidLock(lock, 'test')
-    assert.match(await readFile(lock, 'utf8'), new RegExp(`^${process.pid} [0-9a-f-]{36}\\n$`))
+    assert.match(await readFile(lock, 'utf8'), new RegExp(`^${process.pid}\\n[0-9a-f-]{36} \\d+\\n$`))
     await taken.release()
     assert.equal(await readdir(dir), [])
   } finally {
