@@ -178,9 +178,15 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
       blob.ready.catch(() => undefined)
     }
   }
-  // where the archive is being written: downloads open it themselves to write their regions
+  // where the archive is being written: downloads open it themselves to write their regions. If the
+  // archive cannot be opened at all, the downloads waiting for it stop with the writer's error.
   let opened: (archive: FileHandle, path: string) => void = () => undefined
-  const archivePath = new Promise<string>((resolve) => (opened = (_archive, path) => resolve(path)))
+  let notOpened: (err: unknown) => void = () => undefined
+  const archivePath = new Promise<string>((resolve, reject) => {
+    opened = (_archive, path) => resolve(path)
+    notOpened = reject
+  })
+  archivePath.catch(() => undefined)
 
   const all = [...fileWork, ...imageWork]
   const total = all.reduce((n, j) => n + j.size, 0)
@@ -251,6 +257,7 @@ export async function fetchAndWrite(target: string, entries: Omit<BundleEntries,
   }
   const writing = writeBundleArchive(target, {...entries, blobs}, onWrite, {onOpen: opened, onFail: salvage}).catch((err: unknown) => {
     halted ??= {error: err}
+    notOpened(err)
     throw err
   })
   const [f, w] = await Promise.allSettled([fetchAll, writing])

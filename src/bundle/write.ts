@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
-import {type FileHandle, mkdir, open, readdir, rename, rm} from 'node:fs/promises'
+import {type FileHandle, open, readdir, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {syncDir} from '../store/atomic-file.js'
+import {mkdirDurable, renameDurable} from '../store/atomic-file.js'
 import {asLocalIoError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
 import {archiveLayout, archiveSize, type BundleEntries, hexOf, smallEntries, type WrittenBundle} from './archive-entries.js'
@@ -55,7 +55,7 @@ export interface ArchiveHooks {
  */
 export async function writeBundleArchive(target: string, entries: BundleEntries, onProgress?: ProgressListener, hooks: ArchiveHooks = {}): Promise<WrittenBundle> {
   const dir = dirname(target)
-  await mkdir(dir, {recursive: true})
+  await mkdirDurable(dir)
   const temp = join(dir, `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`)
   const total = archiveSize(entries)
   let lastReport = 0
@@ -91,8 +91,7 @@ export async function writeBundleArchive(target: string, entries: BundleEntries,
     } finally {
       await out.close()
     }
-    await rename(temp, target)
-    await syncDir(dir)
+    await renameDurable(temp, target)
   } catch (err) {
     await rm(temp, {force: true})
     throw asLocalIoError(err, `writing ${target}`)

@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
-import {type FileHandle, open, rename, rm} from 'node:fs/promises'
+import {type FileHandle, open, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {syncDir} from '../store/atomic-file.js'
+import {renameDurable} from '../store/atomic-file.js'
 import {remoteHash, returnSlab, takeSlab} from '../store/hash-pool.js'
 import {asLocalIoError, integrityError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
@@ -148,8 +148,7 @@ export async function rebuildChunked(input: RebuildInput, target?: string, tempD
       await out.sync()
       await out.close()
       out = undefined
-      await rename(temp, target)
-      await syncDir(dirname(target))
+      await renameDurable(temp, target)
     }
   } catch (err) {
     whole.drop()

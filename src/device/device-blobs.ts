@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {existsSync, readFileSync, statSync} from 'node:fs'
-import {type FileHandle, mkdir, open, rename, rm} from 'node:fs/promises'
+import {type FileHandle, mkdir, open, readdir, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {BlobSink} from '../bundle/verify.js'
 import {mkdirDurable, syncDir} from '../store/atomic-file.js'
@@ -34,6 +34,11 @@ export class DeviceBlobs {
     // tmp/ is a staging folder: nothing in it counts, so its entries need no flush
     await rm(this.paths.tmp, {recursive: true, force: true})
     await mkdir(this.paths.tmp, {recursive: true})
+  }
+
+  /** Removes what an import left in tmp/ (nothing there is complete); on a full disk this makes room. */
+  async dropTemp(): Promise<void> {
+    for (const name of await readdir(this.paths.tmp).catch(() => [] as string[])) await rm(join(this.paths.tmp, name), {recursive: true, force: true})
   }
 
   pathOf(digest: string): string {

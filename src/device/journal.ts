@@ -12,8 +12,8 @@ export async function readState(paths: DevicePaths): Promise<DeviceState> {
 }
 
 /** Records the next state in the journal. Call it BEFORE the side effect it announces. */
-export async function writeState(paths: DevicePaths, state: DeviceState): Promise<DeviceState> {
+export async function writeState(paths: DevicePaths, state: DeviceState, options: {sync?: boolean} = {}): Promise<DeviceState> {
   const next = DeviceState.parse({...state, updated: new Date().toISOString()})
-  await writeFileAtomic(paths.state, JSON.stringify(next, null, 2) + '\n')
+  await writeFileAtomic(paths.state, JSON.stringify(next, null, 2) + '\n', options)
   return next
 }

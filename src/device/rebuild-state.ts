@@ -1,5 +1,5 @@
-import {rename} from 'node:fs/promises'
 import semver from 'semver'
+import {renameDurable} from '../store/atomic-file.js'
 import {usageError} from '../errors.js'
 import {readState, writeState} from './journal.js'
 import {type DevicePaths, otherSlot, type SlotName} from './paths.js'
@@ -26,7 +26,7 @@ export async function rebuildState(paths: DevicePaths): Promise<{state: DeviceSt
   )
   if (readable) throw usageError('STATE_READABLE', `${paths.state} is readable: nothing to rebuild; run "ferry device recover" without --rebuild-state`)
   const kept = `${paths.state}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
-  await rename(paths.state, kept)
+  await renameDurable(paths.state, kept)
   const slot = await readCurrentSlot(paths)
   const current = slot ? await slotRelease(paths, slot) : undefined
   const previous = slot ? await slotRelease(paths, otherSlot(slot)) : undefined

@@ -1,7 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parseBundleJson} from '../bundle/format.js'
-import {processAlive} from '../store/pid-lock.js'
+import {lockHolder} from '../store/pid-lock.js'
 import {seenTime} from './clock.js'
 import {readState} from './journal.js'
 import {type DevicePaths, slotDir} from './paths.js'
@@ -50,10 +50,7 @@ export interface DeviceStatus {
 
 const OPERATION = {verifying: 'import', switching: 'apply', trial: 'apply', 'rolling-back': 'rollback'} as const
 
-async function lockOwner(paths: DevicePaths): Promise<number | undefined> {
-  const pid = Number.parseInt(await readFile(paths.lock, 'utf8').catch(() => ''), 10)
-  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined
-}
+const lockOwner = (paths: DevicePaths) => lockHolder(paths.lock)
 
 async function describeRelease(paths: DevicePaths, r: SlotRelease | undefined): Promise<ReleaseStatus | null> {
   if (!r) return null

@@ -1,5 +1,6 @@
 import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
+import {syncDir} from '../store/atomic-file.js'
 import {filesOf, type ReleaseEntry} from './folder.js'
 
 export interface PrunePlan {
@@ -32,4 +33,5 @@ export function planPrune(releases: ReleaseEntry[], keep: number): PrunePlan {
 /** Removes the files a prune dropped from the index (after that index is written). */
 export async function removePruned(dir: string, files: string[]): Promise<void> {
   for (const file of files) await rm(join(dir, file), {force: true})
+  if (files.length) await syncDir(dir)
 }

@@ -59,6 +59,11 @@ export interface AtomicWriteOptions {
    * same file system that nobody scans, for targets in a folder another program watches
    */
   stagingDir?: string
+  /**
+   * false: skip both fsyncs, for a last word on a disk that fails them (the rename still replaces the old
+   * file, so readers see the new one; a power cut may bring back the old)
+   */
+  sync?: boolean
 }
 
 /** A temp name for `target`, in `stagingDir` or beside it, unique to this call. */
@@ -77,7 +82,7 @@ export async function writeAtomicWith(path: string, fill: (fh: FileHandle, temp:
     const fh = await open(temp, 'wx', options.mode ?? 0o644)
     try {
       await fill(fh, temp)
-      await fh.sync()
+      if (options.sync !== false) await fh.sync()
     } finally {
       await fh.close()
     }
@@ -87,7 +92,7 @@ export async function writeAtomicWith(path: string, fill: (fh: FileHandle, temp:
     await rm(temp, {force: true})
     throw err
   }
-  await syncDir(dirname(path))
+  if (options.sync !== false) await syncDir(dirname(path))
 }
 
 /** Writes every chunk of `source` to the end of `fh`, in order (the temp file of writeAtomicWith). */

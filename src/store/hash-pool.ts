@@ -245,9 +245,11 @@ class HashPool {
   private threads?: HashThread[]
 
   hasher(weight: number, apart?: HashThread): RemoteHash {
-    // At least three, even on two cores: a long hash (an archive's) takes one, and the blobs that
-    // are hashed and written as they arrive still spread over two.
-    this.threads ??= Array.from({length: Math.min(4, Math.max(3, availableParallelism()))}, () => new HashThread())
+    // One per core, two at least and four at most: a long hash (an archive's) takes one thread, the
+    // blobs hashed and written as they arrive the others (`apart`: not the thread given, e.g. the one
+    // that cuts the same bytes into chunks). A third thread on two cores runs no faster, and each
+    // thread is a whole JavaScript engine (about 10 MiB resident).
+    this.threads ??= Array.from({length: Math.min(4, Math.max(2, availableParallelism()))}, () => new HashThread())
     const threads = this.threads.filter((t) => t !== apart)
     let best = threads[0]
     for (const t of threads) if (t.open < best.open) best = t
