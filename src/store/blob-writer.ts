@@ -2,6 +2,7 @@ import {open, type FileHandle} from 'node:fs/promises'
 import {asLocalIoError, FerryError, integrityError} from '../errors.js'
 import type {ChunkParams} from '../chunks/params.js'
 import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
+import {collectYoung} from './young-gc.js'
 
 /**
  * Bytes gathered before one write and one hash step. Incoming bytes go into a few reused slabs;
@@ -11,6 +12,8 @@ const SLAB_BYTES = 512 << 10
 const SLABS = 2
 /** Chunking too: two threads take each slab (one hashes and writes, one cuts), so a few more keep both busy. */
 const CHUNKING_SLABS = 4
+/** Bytes taken in between two young-generation collections, which free the source's spent buffers (see young-gc.ts). */
+const COLLECT_EVERY = 8 << 20
 
 export interface AppendOptions {
   /** refuse (SIZE_MISMATCH) as soon as the file would grow past this many bytes */
@@ -196,11 +199,17 @@ export class BlobWriter {
       options.onData?.(n)
     }
 
+    let uncollected = 0
     try {
       await slab.busy
       for await (const chunk of source) {
         const n = chunk.byteLength
         take(n)
+        uncollected += n
+        if (uncollected >= COLLECT_EVERY) {
+          uncollected = 0
+          collectYoung()
+        }
         let taken = 0
         while (taken < n) {
           const step = Math.min(n - taken, SLAB_BYTES - fill)
