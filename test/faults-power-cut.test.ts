@@ -16,7 +16,7 @@ import {inParallel} from './helpers/fault-inject.js'
 import {replay, traceWithData} from './helpers/power-cut.js'
 
 const test = suite('faults: power cuts during device import and apply')
-const ctx = {} as {dir: string; sd: SweepDevice; disk: MountedStick}
+const ctx = {} as {dir: string; sd: SweepDevice; disk: MountedStick; traces: string[]; root: string; before: string}
 const CUTS = Number(process.env.FERRY_POWER_CUTS ?? 100)
 const JOBS = Number(process.env.FERRY_FAULT_JOBS ?? 2)
 
@@ -62,6 +62,7 @@ test('a power cut at any of 100 random points of import + apply: recover ends on
   assert.is(imported.code, 0, imported.stdout + imported.stderr)
   const applied = await traceWithData(['device', 'apply', '--root', root], traces[1])
   assert.is(applied.code, 0, applied.stdout + applied.stderr)
+  Object.assign(ctx, {traces, root, before})
   const model = await replay(traces, join(root, 'var'), before)
   assert.ok(model.ops > 50, `the traces hold the runs' operations (${model.ops})`)
 
@@ -102,5 +103,29 @@ test('a power cut at any of 100 random points of import + apply: recover ends on
   console.log(`faults: power cut during device import + apply: ${cuts.length - failures.length}/${cuts.length} cuts held (of ${model.ops} operations, seed ${seed}; ended on ${JSON.stringify(ends)})`)
   assert.equal(failures, [])
 })
+
+test('the same cuts of a run that never flushed file bytes are caught: recover meets empty files', async () => {
+  const model = await replay(ctx.traces, join(ctx.root, 'var'), ctx.before, {ignoreFileSyncs: true})
+  let caught = 0
+  // cuts after the import wrote its journal: state.json (and the slot's files) named but never flushed
+  const cuts = spreadCuts(model.ops, 8)
+  for (const [i, cut] of cuts.entries()) {
+    const r = join(ctx.dir, `unflushed-${i}`)
+    await mkdir(r)
+    await cp(join(ctx.root, 'etc'), join(r, 'etc'), {recursive: true})
+    await cp(join(ctx.root, 'stand-in'), join(r, 'stand-in'), {recursive: true})
+    await model.materialise(cut, join(r, 'var'))
+    const rec = await ferry(['device', 'recover', '--root', r, '--json'])
+    const {problems} = await deviceProblems(ctx.sd, r)
+    if (rec.code !== 0 || problems.length) caught++
+    await rm(r, {recursive: true, force: true})
+  }
+  assert.ok(caught > 0, `an unflushed run must break some cut (${caught}/${cuts.length})`)
+})
+
+/** `k` cuts spread over the second half of the operations. */
+function spreadCuts(ops: number, k: number): number[] {
+  return Array.from({length: k}, (_, i) => Math.floor(ops / 2 + ((i + 1) * ops) / (2 * (k + 1))))
+}
 
 test.run()
