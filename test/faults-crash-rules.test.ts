@@ -1,9 +1,9 @@
 // Crash consistency, checked on syscall traces: clean runs of the device verbs (trust add, import, apply with
 // K3s images and hooks, a rollback, a commit that collects blobs, recover after a kill), `keys generate`,
-// `bundle build` and `usb write`, each under
-// `strace -f`, must follow the rules of test/helpers/strace.ts: data fsynced before a rename, a rename's
-// folder fsynced before anything elsewhere is published and before the command ends, new folders and
-// removals (the lock's too) made durable, the journal's folder fsynced before the next side effect.
+// `bundle build` and `usb write`, each under `strace -f`, must follow the rules of test/helpers/strace.ts: data
+// fsynced before a rename, a rename's folder fsynced before anything elsewhere is published and before the
+// command ends, new folders and removals (the lock's too) made durable, the journal's folder fsynced before
+// the next side effect.
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'

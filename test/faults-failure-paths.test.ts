@@ -4,7 +4,7 @@
 // envelope and leaves neither its lock nor a temp file; the next clean run succeeds each time.
 import {createHash} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
-import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from 'uvu'
@@ -70,6 +70,17 @@ test('an import failing at its last write (the device clock, ENOSPC): not left s
   // the temp file of trust/clock.json, the highest time seen, written once the slot is filled
   const r = await ferryFailingOpen(['device', 'import', ctx.v2.path, '--root', dev.root, '--json'], {prefix: join(dev.paths.trust, '.clock.json.'), nth: 1, errno: 28})
   await assertFailedImport(dev, r, /no space|ENOSPC/i)
+})
+
+test('a refused bundle leaves state.json as it was even when putting it back hits a full disk once', async () => {
+  const dev = await committedDevice()
+  const stranger = await makeKey(ctx.dir, `stranger-${ctx.n}`)
+  const foreign = await makeBundle({dir: ctx.dir, version: '3.0.0', signers: [stranger]})
+  const before = await readFile(dev.paths.state, 'utf8')
+  // opens of a journal temp file: 1 `verifying`, 2 putting the old journal back (fails), 3 the same, unflushed
+  const r = await ferryFailingOpen(['device', 'import', foreign.path, '--root', dev.root, '--json'], {prefix: join(dev.paths.base, '.state.json.'), nth: 2, errno: 28})
+  assert.is(r.code, 4, r.stdout + r.stderr)
+  assert.is(await readFile(dev.paths.state, 'utf8'), before)
 })
 
 test('a lock file that cannot be written (ENOSPC) is not left behind', async () => {

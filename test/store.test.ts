@@ -257,6 +257,26 @@ store('compareFiles: equal ranges match in full; the first differing byte, a sho
   }
 })
 
+store('a lock is removed when its process exits without releasing it; a lock from another boot is broken', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-pidlock-'))
+  try {
+    const lock = join(dir, 'lock')
+    const script = `import {acquirePidLock} from ${JSON.stringify(new URL('../src/store/pid-lock.ts', import.meta.url).pathname)}; await acquirePidLock(${JSON.stringify(lock)}, 'test'); process.exit(3)`
+    const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: 'inherit'}).on('close', resolve))
+    assert.is(code, 3)
+    assert.equal(await readdir(dir), [], 'the lock went with its process')
+    const {acquirePidLock, lockHolder} = await import('../src/store/pid-lock.js')
+    await writeFile(lock, '1 00000000-0000-4000-8000-000000000000\n')
+    assert.is(await lockHolder(lock), undefined, 'pid 1 of another boot holds nothing')
+    const taken = await acquirePidLock(lock, 'test')
+    assert.match(await readFile(lock, 'utf8'), new RegExp(`^${process.pid} [0-9a-f-]{36}\\n$`))
+    await taken.release()
+    assert.equal(await readdir(dir), [])
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
+
 store.run()
 
 const hashing = suite('hashing')

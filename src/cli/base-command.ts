@@ -98,6 +98,27 @@ export abstract class BaseCommand extends Command {
     return hint ? message.replace(m[0], `${m[0]}${hint}`) : message
   }
 
+  /**
+   * A command whose work stopped with nothing left to wait for (a promise nobody settles: a bug) would end
+   * with Node's exit 13 and no output; it ends as an unexpected error (exit 1) with its envelope instead,
+   * and the locks it holds are removed at exit (see pid-lock.ts).
+   */
+  protected async _run<T>(): Promise<T> {
+    const stalled = () => {
+      const err = new FerryError('unexpected', 'STALLED', `ferry ${(this.id ?? '').replace(/:/g, ' ')} stopped with its work unfinished; nothing it was writing is complete. Run it again; if this repeats, report it with FERRY_DEBUG=1 output`.replace('  ', ' '))
+      this.stopProgress()
+      if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(this.toErrorJson(err), null, 2)}\n`)
+      else process.stderr.write(`ferry: ${err.message}\n`)
+      process.exit(err.exit)
+    }
+    process.once('beforeExit', stalled)
+    try {
+      return await super._run<T>()
+    } finally {
+      process.off('beforeExit', stalled)
+    }
+  }
+
   async catch(err: Interfaces.CommandError): Promise<void> {
     this.stopProgress()
     const oclifExit = (err as {oclif?: {exit?: number}}).oclif?.exit

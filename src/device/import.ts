@@ -59,7 +59,7 @@ function settled(state: DeviceState): DeviceStateName {
 /** Puts state.json back exactly as it was (or absent), so a refused import changes nothing at all. */
 async function restoreState(paths: DevicePaths, raw: Buffer | undefined): Promise<void> {
   if (raw === undefined) await unlinkDurable(paths.state)
-  else await writeFileAtomic(paths.state, raw)
+  else await writeFileAtomic(paths.state, raw).catch(() => writeFileAtomic(paths.state, raw, {sync: false}))
 }
 
 /** The bundle was refused (usage, integrity, trust): the device is left exactly as it was. */

@@ -1,3 +1,4 @@
+import {asLocalIoError} from '../errors.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {readJsonFile} from '../store/json-file.js'
 import type {DevicePaths} from './paths.js'
@@ -14,6 +15,8 @@ export async function readState(paths: DevicePaths): Promise<DeviceState> {
 /** Records the next state in the journal. Call it BEFORE the side effect it announces. */
 export async function writeState(paths: DevicePaths, state: DeviceState, options: {sync?: boolean} = {}): Promise<DeviceState> {
   const next = DeviceState.parse({...state, updated: new Date().toISOString()})
-  await writeFileAtomic(paths.state, JSON.stringify(next, null, 2) + '\n', options)
+  await writeFileAtomic(paths.state, JSON.stringify(next, null, 2) + '\n', options).catch((err: unknown) => {
+    throw asLocalIoError(err, `writing the device journal ${paths.state}`)
+  })
   return next
 }

@@ -1,7 +1,7 @@
 import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
-import {dirname} from 'node:path'
 import {FerryError} from '../errors.js'
+import {dirname} from 'node:path'
 import {onForcedExit} from '../interrupt.js'
 import {syncDir} from './atomic-file.js'
 
@@ -17,6 +17,28 @@ export function processAlive(pid: number): boolean {
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Locks this process holds: removed at exit whatever way the process ends (short of SIGKILL or a power cut). */
+const held = new Set<string>()
+let exitHook = false
+
+function hold(path: string): void {
+  held.add(path)
+  if (exitHook) return
+  exitHook = true
+  process.on('exit', () => {
+    for (const p of held) removeIfOurs(p)
+  })
+}
+
+/** Removes a lock file at exit if it still names this process (synchronous: the process is ending). */
+function removeIfOurs(path: string): void {
+  try {
+    if (readFileSync(path, 'utf8').trim().split(/\s+/)[0] === String(process.pid)) rmSync(path, {force: true})
+  } catch {
+    // gone already, or nothing more can be done at exit: the next run breaks a lock whose pid is gone
   }
 }
 
@@ -66,20 +88,18 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
         await rm(path, {force: true}).catch(() => undefined)
         throw err
       }
-      // A process ended at once by a second Ctrl-C still leaves no lock behind.
-      const forget = onForcedExit(() => {
-        if (readFileSync(path, 'utf8').trim().split(/\s+/)[0] === String(process.pid)) rmSync(path, {force: true})
-      })
-      return {
-        path,
-        // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the file
-        // is gone, a folder that cannot be flushed does not fail the command that held it.)
-        release: async () => {
-          forget()
-          await rm(path, {force: true})
-          await syncDir(dirname(path)).catch(() => undefined)
-        },
+      // A process ended at once (a second Ctrl-C, process.exit) still leaves no lock behind.
+      hold(path)
+      const forget = onForcedExit(() => removeIfOurs(path))
+      const release = async () => {
+        forget()
+        await rm(path, {force: true})
+        held.delete(path)
+        // The removal is made durable, so a power cut right after cannot bring the lock back. (Once the
+        // file is gone, a folder that cannot be flushed does not fail the command that held it.)
+        await syncDir(dirname(path)).catch(() => undefined)
       }
+      return {path, release}
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
