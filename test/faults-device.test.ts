@@ -71,7 +71,7 @@ test('device import: every fault point leaves the committed release with the err
     const paths = await copyDevice(ctx.sd.committed, join(ctx.dir, `dev-${ctx.n++}`))
     const r = await ferryFaulted(importArgs(paths.root), {prefix: devicePrefixes(paths.root), nth, mode})
     const problems = exitProblems(r)
-    let {problems: device, status} = await deviceProblems(ctx.sd, paths.root, {deadDisk: mode === 'sticky'})
+    let {problems: device, status} = await deviceProblems(ctx.sd, paths.root, {interruptedOk: mode === 'sticky'})
     if (status?.interrupted) {
       // a disk that failed even the journal's rewrite: status says so, and recover (the disk fixed) ends it
       const recover = await ferry(['device', 'recover', '--root', paths.root, '--json'])
@@ -131,6 +131,40 @@ test('device apply, then recover: every fault point ends on 1.0.0 or 2.0.0, whol
     const after = await deviceProblems(ctx.sd, paths.root)
     if (after.status?.state !== 'committed' || after.status.current?.version !== '2.0.0') problems.push(`after the next apply: ${after.status?.state} on ${after.status?.current?.version}`)
     problems.push(...after.problems.map((p) => `after the next apply: ${p}`))
+    const fired = r.fired ? ` [${r.fired.kind} ${r.fired.path.slice(paths.root.length)}]` : ''
+    await rm(paths.root, {recursive: true, force: true})
+    return problems.map((p) => p + fired)
+  })
+})
+
+test('device recover of an apply killed in its trial: every fault point ends on 1.0.0 or 2.0.0, whole; a clean recover and apply then commit 2.0.0', async () => {
+  // the device a power cut left mid-trial: recover re-runs the health checks and commits (journal, floor, blob collection)
+  const killed = join(ctx.dir, 'template-killed')
+  await copyDevice(ctx.sd.staged, killed)
+  const kill = await ferry(applyArgs(killed), {env: {FERRY_TEST_KILL_AT: 'trial:health'}})
+  assert.is(kill.code, null, `apply killed in its trial: ${kill.stdout}`)
+  const recoverArgs = (root: string) => ['device', 'recover', '--root', root, '--json']
+  const count = await copyDevice(killed, join(ctx.dir, `dev-${ctx.n++}`))
+  const clean = await ferryFaulted(recoverArgs(count.root), {prefix: devicePrefixes(count.root), nth: 0})
+  assert.is(clean.code, 0, clean.stdout + clean.stderr)
+  await sweep('device recover', clean.counted, async (nth, mode) => {
+    const paths = await copyDevice(killed, join(ctx.dir, `dev-${ctx.n++}`))
+    const r = await ferryFaulted(recoverArgs(paths.root), {prefix: devicePrefixes(paths.root), nth, mode})
+    const problems = r.code === 7 && r.json?.error?.code === 'ROLLED_BACK' ? [] : exitProblems(r)
+    const first = await deviceProblems(ctx.sd, paths.root, {interruptedOk: true})
+    problems.push(...first.problems)
+    // the disk fixed, recover again (as the next boot does), then what the technician runs
+    const again = await ferry(recoverArgs(paths.root))
+    if (again.code !== 0 && !(again.code === 7 && again.json?.error?.code === 'ROLLED_BACK')) problems.push(`the next recover: exit ${again.code}: ${again.stdout.slice(0, 300)}`)
+    const {problems: device, status} = await deviceProblems(ctx.sd, paths.root)
+    problems.push(...device.map((p) => `after the next recover: ${p}`))
+    if (status && status.current?.version !== '2.0.0') {
+      if (!status.staged) await ferry(importArgs(paths.root))
+      const applied = await ferry(applyArgs(paths.root))
+      if (applied.code !== 0) problems.push(`the next apply: exit ${applied.code}: ${applied.stdout.slice(0, 300)}`)
+    }
+    const after = await deviceProblems(ctx.sd, paths.root)
+    if (after.status?.state !== 'committed' || after.status.current?.version !== '2.0.0') problems.push(`at the end: ${after.status?.state} on ${after.status?.current?.version}`)
     const fired = r.fired ? ` [${r.fired.kind} ${r.fired.path.slice(paths.root.length)}]` : ''
     await rm(paths.root, {recursive: true, force: true})
     return problems.map((p) => p + fired)

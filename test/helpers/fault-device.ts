@@ -85,7 +85,7 @@ export async function leftovers(root: string): Promise<string[]> {
  * slot the journal names, that slot holds the release's files, K3s's folder its airgap archive — no lock is
  * left, no temp file, and status names no import or apply in flight.
  */
-export async function deviceProblems(sd: SweepDevice, root: string, opts: {deadDisk?: boolean} = {}): Promise<{problems: string[]; status?: DeviceStatus}> {
+export async function deviceProblems(sd: SweepDevice, root: string, opts: {interruptedOk?: boolean} = {}): Promise<{problems: string[]; status?: DeviceStatus}> {
   const paths = devicePaths(root)
   const problems: string[] = []
   let status: DeviceStatus
@@ -96,12 +96,14 @@ export async function deviceProblems(sd: SweepDevice, root: string, opts: {deadD
   }
   const version = status.current?.version
   if (version !== '1.0.0' && version !== '2.0.0') problems.push(`runs ${version ?? 'nothing'}`)
-  // on a disk that fails every write, the journal cannot be put back: status must then name what stopped half-way
+  // on a disk that fails every write the journal cannot be put back, and a recover that failed leaves what it
+  // was to finish: status must then name what stopped half-way, and a lock left by a dead process is broken
   const inFlight = ['verifying', 'switching', 'trial', 'rolling-back'].includes(status.state)
-  if (inFlight && !(opts.deadDisk && status.interrupted && status.next.includes('device recover'))) problems.push(`state ${status.state} (interrupted: ${JSON.stringify(status.interrupted)})`)
+  const halfWay = opts.interruptedOk && status.interrupted !== null && status.next.includes('device recover')
+  if (inFlight && !halfWay) problems.push(`state ${status.state} (interrupted: ${JSON.stringify(status.interrupted)})`)
   if (!inFlight && status.interrupted) problems.push(`status shows ${status.interrupted.operation} interrupted at ${status.interrupted.step}`)
   if (status.running) problems.push(`status shows process ${status.running.pid} running`)
-  if (existsSync(paths.lock)) problems.push('lock left behind')
+  if (existsSync(paths.lock) && !(halfWay && !status.running)) problems.push('lock left behind')
   if (status.current) {
     const link = await readlink(paths.current).catch(() => '(none)')
     if (link !== `slots/${status.current.slot}`) problems.push(`current -> ${link}, the journal says slot ${status.current.slot}`)
