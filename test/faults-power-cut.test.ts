@@ -4,7 +4,7 @@
 // the state a power cut there would leave (only what fsync had made durable) is written into a fresh
 // folder, where `ferry device recover` runs as it does at boot. Each must end on 1.0.0 or 2.0.0, whole.
 import {createHash} from 'node:crypto'
-import {cp, mkdir, mkdtemp, readdir, readFile, readlink, rm} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {suite} from 'uvu'
@@ -31,13 +31,13 @@ test.after(async () => {
   await rm(ctx.dir, {recursive: true, force: true})
 })
 
-/** Every file and link under `dir` with a digest of its bytes (or its target). */
+/** Every file and link under `dir` with its mode and a digest of its bytes (or its target). */
 async function tree(dir: string): Promise<string[]> {
   const out: string[] = []
   for (const e of await readdir(dir, {withFileTypes: true, recursive: true})) {
     const p = join(e.parentPath, e.name)
     if (e.isSymbolicLink()) out.push(`${p.slice(dir.length)} -> ${await readlink(p)}`)
-    else if (e.isFile()) out.push(`${p.slice(dir.length)} ${createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)}`)
+    else if (e.isFile()) out.push(`${p.slice(dir.length)} ${((await stat(p)).mode & 0o777).toString(8)} ${createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)}`)
     else out.push(`${p.slice(dir.length)}/`)
   }
   return out.sort()

@@ -5,34 +5,17 @@
 // - a file's bytes are those it had at its last fsync/fdatasync before N (never flushed: empty, as ext4's
 //   delayed allocation leaves a new file);
 // - a folder's entries (new files and folders, renames in or out, links, removals) are those it had at its
-//   last fsync before N; a folder never flushed keeps the entries it started with.
+//   last fsync before N; a folder never flushed keeps the entries it started with;
+// - a file's permission bits (chmod) count from its next fsync, like its bytes.
 // This is the pessimistic model POSIX allows (a real ext4 often keeps more); every state it gives must be
 // one `device recover` brings to the old or the new release. `materialise` writes such a state into a
 // fresh folder, where the real ferry binary then runs.
-import {spawn} from 'node:child_process'
-import {mkdir, readdir, readFile, readlink, symlink, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, stat, readdir, readFile, readlink, symlink, writeFile} from 'node:fs/promises'
 import {join, relative, resolve, sep} from 'node:path'
-import {REPO} from './cli.js'
+import {fdPath, hex, strings} from './power-cut-trace.js'
 import {splitArgs} from './strace.js'
 
-const TRACED = ['openat', 'open', 'creat', 'write', 'pwrite64', 'writev', 'pwritev', 'pwritev2', 'copy_file_range', 'sendfile', 'ftruncate', 'fsync', 'fdatasync', 'rename', 'renameat', 'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'unlink', 'unlinkat', 'mkdir', 'mkdirat', 'rmdir', 'clone', 'clone3', 'fork', 'vfork']
-
-/** Runs `ferry ARGS` under strace, recording every byte written (the trace for `replay`). */
-export function traceWithData(args: string[], file: string): Promise<{code: number | null; stdout: string; stderr: string}> {
-  return new Promise((done, fail) => {
-    const child = spawn('strace', ['-f', '-qq', '-y', '-xx', '-v', '-s', String(64 << 20), '-o', file, '-e', `trace=${TRACED.join(',')}`, `${REPO}/bin/run.js`, ...args], {
-      cwd: REPO,
-      env: {...process.env, NO_COLOR: '1'},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', fail)
-    child.on('close', (code) => done({code, stdout, stderr}))
-  })
-}
+export {traceWithData} from './power-cut-trace.js'
 
 interface Node {
   kind: 'file' | 'dir' | 'symlink'
@@ -43,20 +26,12 @@ interface Node {
   /** a folder's entries at its last fsync */
   durableEntries: Map<string, Node>
   target?: string
+  /** permission bits, and those at the file's last fsync */
+  mode: number
+  durableMode?: number
 }
 
-const newNode = (kind: Node['kind'], target?: string): Node => ({kind, data: Buffer.alloc(0), entries: new Map(), durableEntries: new Map(), ...(target ? {target} : {})})
-
-/** Decodes strace's `-xx` strings ("\x2f\x74…"). */
-function hex(text: string): Buffer {
-  const body = text.replace(/^"|"$/g, '')
-  return Buffer.from(body.replace(/\\x/g, ''), 'hex')
-}
-const fdPath = (arg: string) => {
-  const m = /<((?:\\x[0-9a-f]{2})*)>$/.exec(arg.trim())
-  return m ? hex(m[1]).toString() : undefined
-}
-const strings = (text: string) => [...text.matchAll(/"((?:\\x[0-9a-f]{2})*)"/g)].map((m) => hex(m[1]))
+const newNode = (kind: Node['kind'], target?: string, mode = 0o644): Node => ({kind, data: Buffer.alloc(0), entries: new Map(), durableEntries: new Map(), mode, ...(target ? {target} : {})})
 
 export interface Model {
   /** the number of operations replayed on files under the folder */
@@ -73,9 +48,10 @@ async function load(dir: string): Promise<Node> {
     if (e.isDirectory()) child = await load(p)
     else if (e.isSymbolicLink()) child = newNode('symlink', await readlink(p))
     else {
-      child = newNode('file')
+      child = newNode('file', undefined, (await stat(p)).mode & 0o777)
       child.data = await readFile(p)
       child.durable = child.data
+      child.durableMode = child.mode
     }
     node.entries.set(e.name, child)
     node.durableEntries.set(e.name, child)
@@ -89,7 +65,10 @@ async function writeDurable(node: Node, into: string): Promise<void> {
     const p = join(into, name)
     if (child.kind === 'dir') await writeDurable(child, p)
     else if (child.kind === 'symlink') await symlink(child.target!, p)
-    else await writeFile(p, child.durable ?? Buffer.alloc(0))
+    else {
+      await writeFile(p, child.durable ?? Buffer.alloc(0))
+      await chmod(p, child.durableMode ?? 0o644)
+    }
   }
 }
 
@@ -169,6 +148,8 @@ export async function replay(traces: string[], dir: string, before: string, opti
         case 'creat': {
           const path = name === 'openat' ? at(args[0], args[1]) : resolve(hex(args[0]).toString())
           const flags = name === 'creat' ? 'O_CREAT|O_TRUNC|O_WRONLY' : (name === 'openat' ? args[2] : args[1]) ?? ''
+          const modeArg = name === 'openat' ? args[3] : name === 'creat' ? args[1] : args[2]
+          const createMode = modeArg ? Number.parseInt(modeArg, 8) & 0o777 & ~0o022 : 0o644
           const parts = rel(path)
           if (!parts) {
             fds.delete(ret)
@@ -181,7 +162,7 @@ export async function replay(traces: string[], dir: string, before: string, opti
             let n = lookup(parts)
             if (!n && flags.includes('O_CREAT')) {
               const {dir, name: leaf} = parentOf(parts)
-              n = newNode('file')
+              n = newNode('file', undefined, createMode)
               dir?.entries.set(leaf, n)
             }
             if (n && flags.includes('O_TRUNC') && n.kind === 'file') n.data = Buffer.alloc(0)
@@ -242,7 +223,10 @@ export async function replay(traces: string[], dir: string, before: string, opti
           if (!h) break
           steps.push(() => {
             if (h.node.kind === 'dir') h.node.durableEntries = new Map(h.node.entries)
-            else if (!options.ignoreFileSyncs) h.node.durable = h.node.data
+            else if (!options.ignoreFileSyncs) {
+              h.node.durable = h.node.data
+              h.node.durableMode = h.node.mode
+            }
           })
           break
         }
@@ -278,6 +262,23 @@ export async function replay(traces: string[], dir: string, before: string, opti
           const parts = rel(name === 'unlinkat' ? at(args[0], args[1]) : resolve(hex(args[0]).toString()))
           if (!parts) break
           steps.push(() => parentOf(parts).dir?.entries.delete(parts.at(-1)!))
+          break
+        }
+        case 'chmod':
+        case 'fchmodat':
+        case 'fchmod': {
+          const mode = Number.parseInt(args.at(name === 'fchmodat' ? 2 : 1) ?? '644', 8) & 0o777
+          if (name === 'fchmod') {
+            const h = onFd(args[0])
+            if (h) steps.push(() => void (h.node.mode = mode))
+            break
+          }
+          const parts = rel(name === 'chmod' ? resolve(hex(args[0]).toString()) : at(args[0], args[1]))
+          if (!parts) break
+          steps.push(() => {
+            const n = lookup(parts)
+            if (n) n.mode = mode
+          })
           break
         }
         case 'mkdir':
