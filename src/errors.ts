@@ -33,6 +33,9 @@ export class FerryError extends Error {
   }
 }
 
+/** What a build or release run without a signer is told (exit 2). */
+export const noSignerError = (what: string) => new FerryError('usage', 'NO_SIGNER', `${what} must be signed: give --key FILE (a private key file, e.g. keys/release.key.asc) or --gpg-key FINGERPRINT (a key held by gpg); no key yet? "ferry keys generate --name release --out keys/" makes one`)
+
 export const usageError = (code: string, message: string) => new FerryError('usage', code, message)
 export const integrityError = (code: string, message: string, details?: Record<string, unknown>) =>
   new FerryError('integrity', code, message, {details})

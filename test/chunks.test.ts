@@ -209,6 +209,13 @@ test('rebuild from base + pack gives the new file; a flipped pack byte or base b
   const refused2 = await run(join(ctx.dir, 'bad.base'), pack).catch((e) => e)
   assert.is(refused2.code, 'BASE_CORRUPT')
   assert.match(refused2.message, /e2/)
+  // a base copy that ends early (chunks read together in one call): the first chunk it lacks is named
+  const cutAt = 6 * MiB + 12345
+  await writeFile(join(ctx.dir, 'short.base'), base.subarray(0, cutAt))
+  const refused3 = await run(join(ctx.dir, 'short.base'), pack, join(ctx.dir, 'never')).catch((e) => e)
+  assert.is(refused3.code, 'BASE_CORRUPT')
+  const lacking = Array.from(inew.chunks()).find((c) => c.offset + c.length > cutAt)!
+  assert.match(refused3.message, new RegExp(`chunk ${lacking.i} \\(at byte ${lacking.offset}\\) from the base copy`))
   await readFile(join(ctx.dir, 'never')).then(
     () => assert.unreachable('a refused rebuild left a file'),
     () => undefined,

@@ -2,7 +2,7 @@
 // commands and flags answered as usage errors (exit 2, the --json envelope) with the closest name.
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {closest, editDistance} from '../src/cli/suggest.js'
+import {closest, editDistance} from '../src/suggest.js'
 import {ferry} from './helpers/cli.js'
 
 const test = suite('cli conventions')

@@ -14,6 +14,7 @@ import {autoVersion, lockManifest, readLock, writeLock} from '../src/manifest/lo
 import {findChecksum, requireChecksum} from '../src/sources/checksums.js'
 import {BlobStore} from '../src/store/blob-store.js'
 import {FerryError} from '../src/errors.js'
+import {generateKeyPair, writeKeyPair} from '../src/trust/keys.js'
 
 const run = promisify(execFile)
 const repo = join(dirname(new URL(import.meta.url).pathname), '..')
@@ -460,7 +461,9 @@ cli('two manifests in one folder keep two locks; an old manifest.lock.json of th
   assert.is(JSON.parse(other.stdout).result.staleLock, undefined, 'another bundle name is not this lock')
   await unlink(legacy)
 
-  const build = await ferry('bundle', 'build', legacy, '--json')
+  const pair = await generateKeyPair({name: 'Lock test'})
+  const key = (await writeKeyPair(join(fx.root, 'keys-two-manifests'), 'release', pair)).private
+  const build = await ferry('bundle', 'build', legacy, '--key', key, '--json')
   assert.is(build.code, 2)
   const msg = JSON.parse(build.stdout).error.message
   assert.match(msg, 'named after its manifest')

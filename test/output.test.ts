@@ -3,6 +3,7 @@
 // size in the lock is the image's, progress rates that are measured, and paths under --root as the
 // user wrote them. Real bundles built from generated OCI layouts, through the ferry binary.
 import {execFile} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -143,6 +144,29 @@ test('on a terminal, every phase shows a rate it measured: none beyond what hash
   for (const r of rates) assert.ok(r.rate < 2 * 1024 ** 3, `${r.phase}: ${r.rate} B/s in\n${text}`)
   assert.match(text, /resolve \S+: \d \/ 2 images/)
   assert.not.match(text, /resolve [^\n]*B\/s/)
+})
+
+test('which digest is which: build and usb verify name the file\'s sha256, verify names bundle.json\'s digest', async () => {
+  // built again (the same content replaces the file), as a person reads it
+  const m = join(ctx.dir, '1.0.0.yaml')
+  const built = await ferry(['bundle', 'build', m, '--key', ctx.priv, '--out', join(ctx.dir, 'out'), '--store', join(ctx.dir, 'store')])
+  assert.is(built.code, 0, built.stderr)
+  const file = createHash('sha256').update(await readFile(ctx.a)).digest('hex')
+  assert.match(built.stdout, `sha256 of the file ${file} (as sha256sum prints it)`)
+  const verify = await ferry(['bundle', 'verify', ctx.a, '--key', ctx.pub])
+  const json = await ferry(['bundle', 'verify', ctx.a, '--key', ctx.pub, '--json'])
+  assert.is(verify.code, 0, verify.stderr)
+  const digest = json.json!.result.digest
+  assert.ok(digest !== `sha256:${file}`)
+  assert.match(verify.stdout, `bundle.json digest ${digest} (names this release in deltas and on devices; not the file's sha256)`)
+  const stick = join(ctx.dir, 'stick')
+  await mkdir(stick)
+  assert.is((await ferry(['usb', 'write', ctx.a, stick])).code, 0)
+  const usb = await ferry(['usb', 'verify', stick])
+  assert.is(usb.code, 0, usb.stderr)
+  assert.match(usb.stdout, `sha256 of the bundle file ${file}`)
+  const inspect = await ferry(['bundle', 'inspect', ctx.a])
+  assert.match(inspect.stdout, /manifest digest/)
 })
 
 test('paths under --root are shown as written: ./sandbox/ stays ./sandbox/, also for the k3s images folder', async () => {

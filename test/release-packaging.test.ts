@@ -1,6 +1,7 @@
 // The systemd units that run the monthly release job: systemd-analyze verify accepts them, the timer is
 // monthly, catches up a missed month and spreads its start, and every variable the service line uses
-// is set by the EnvironmentFile example that ships with them.
+// is set by the EnvironmentFile example that ships with them; the service line, expanded as systemd does
+// with that example, makes a release.
 import {execFile} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -8,7 +9,8 @@ import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {REPO} from './helpers/cli.js'
+import {ferry, REPO} from './helpers/cli.js'
+import {makeReleaseUpstream} from './helpers/release-upstream.js'
 
 const exec = promisify(execFile)
 const test = suite('release-packaging')
@@ -56,6 +58,33 @@ test('the service runs release run with what the EnvironmentFile example sets', 
   for (const name of used) assert.ok(example[name] !== undefined, `release.env.example sets ${name}`)
   assert.match(example.FERRY_SIGN, /^--(key|gpg-key) /)
   assert.match(service.ExecStart, /--out \$\{FERRY_RELEASES\}/)
+})
+
+test('the service line, as systemd expands it with the shipped EnvironmentFile, makes a release and then finds nothing new', async () => {
+  const fx = await makeReleaseUpstream()
+  try {
+    const service = settings(await unit('ferry-release.service'))
+    // the shipped example, pointed at the loopback upstream; FERRY_RELEASE_ARGS as it ships
+    const env: Record<string, string> = {...settings(await unit('release.env.example')), FERRY_MANIFEST: fx.manifest, FERRY_SIGN: `--key ${fx.key}`, FERRY_RELEASES: join(fx.root, 'releases')}
+    // systemd: "${VAR}" is one argument, "$VAR" is split at spaces (nothing when empty)
+    const argv = service.ExecStart.split(/\s+/).flatMap((word: string) => {
+      const one = /^\$\{([A-Z_]+)\}$/.exec(word)
+      if (one) return [env[one[1]] ?? '']
+      const split = /^\$([A-Z_]+)$/.exec(word)
+      if (split) return (env[split[1]] ?? '').split(/\s+/).filter(Boolean)
+      return [word]
+    })
+    assert.is(argv[0], '/usr/local/bin/ferry')
+    const first = await ferry(argv.slice(1), {env: {FERRY_STORE: fx.store}})
+    assert.is(first.code, 0, first.stderr + first.stdout)
+    assert.match(first.stdout, /^released \S+: /m)
+    const again = await ferry(argv.slice(1), {env: {FERRY_STORE: fx.store}})
+    assert.is(again.code, 0, again.stderr)
+    assert.match(again.stdout.trimEnd().split('\n').at(-1)!, /^unchanged: the last release \S+ is current$/)
+  } finally {
+    await fx.close()
+    await rm(fx.root, {recursive: true, force: true})
+  }
 })
 
 test('every unit runs ferry where the README installs it, /usr/local/bin/ferry', async () => {

@@ -2,18 +2,14 @@
 // channel server redirects as update.k3s.io does and moves between runs: nothing new writes nothing,
 // a moved channel makes a full bundle, a delta and a changelog naming both k3s versions, `version: auto`
 // only rises, and the folder's lock keeps a second run out while a first is live.
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import semver from 'semver'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {runRelease} from '../src/release/run.js'
-import {BlobStore} from '../src/store/blob-store.js'
-import {fileSigner} from '../src/trust/sign.js'
 import {ferry} from './helpers/cli.js'
-import {startTinyproxy} from './helpers/tinyproxy.js'
 import {K3S_NEW, K3S_NEWER, K3S_OLD, makeReleaseUpstream, type ReleaseUpstream} from './helpers/release-upstream.js'
 
 const test = suite('release')
@@ -166,6 +162,26 @@ test('a lock left by a process that is gone is broken', async () => {
   assert.ok(!existsSync(join(ctx.dir, '.release.lock')))
 })
 
+test('a lock whose pid another process took since (after a reboot) is broken; that process\'s own lock holds (exit 8)', async () => {
+  const other = spawn('sleep', ['60'], {stdio: 'ignore'})
+  try {
+    const stat = await readFile(`/proc/${other.pid}/stat`, 'utf8')
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+    const boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim()
+    await writeFile(join(ctx.dir, '.release.lock'), `${other.pid}\n${boot} ${start}\n`)
+    const held = await run()
+    assert.is(held.code, 8, held.stderr)
+    assert.match(held.json!.error!.message, `process ${other.pid} holds`)
+    await writeFile(join(ctx.dir, '.release.lock'), `${other.pid}\n00000000-0000-0000-0000-000000000000 ${start}\n`)
+    const r = await run()
+    assert.is(r.code, 0, r.stderr)
+    assert.is(r.json!.result.changed, false)
+    assert.ok(!existsSync(join(ctx.dir, '.release.lock')))
+  } finally {
+    other.kill('SIGKILL')
+  }
+})
+
 test('version auto stays above every release, even several in one minute; release list shows them in order', async () => {
   const listed = await ferry(['release', 'list', ctx.dir, '--json'])
   const versions = listed.json!.result.releases.map((x: {version: string}) => x.version)
@@ -185,23 +201,6 @@ test('off a terminal a run prints one plain line per step', async () => {
   assert.match(lines[0], /^resolving /)
   assert.match(lines.at(-1)!, /^unchanged: the last release /)
   assert.not.match(r.stdout + r.stderr, /\x1b\[|\r/)
-})
-
-test('release run --proxy: the channel server and every upstream file are reached through the proxy', async () => {
-  const proxy = await startTinyproxy(ctx.fx.root)
-  try {
-    ctx.fx.move(K3S_NEW)
-    const dir = join(ctx.fx.root, 'through-proxy')
-    const noProxy = {http_proxy: undefined, HTTP_PROXY: undefined, https_proxy: undefined, HTTPS_PROXY: undefined, all_proxy: undefined, ALL_PROXY: undefined, no_proxy: undefined, NO_PROXY: undefined}
-    const r = await ferry(['release', 'run', ctx.fx.manifest, '--key', ctx.fx.key, '--out', dir, '--store', join(ctx.fx.root, 'proxy-store'), '--proxy', proxy.url, '--json'], {env: noProxy})
-    assert.is(r.code, 0, r.stderr + r.stdout)
-    assert.is(r.json!.result.changed, true)
-    const seen = (await proxy.requests()).join('\n')
-    assert.match(seen, `GET ${ctx.fx.server.url}/channels/stable`)
-    assert.match(seen, `${ctx.fx.server.url}/k3s/${encodeURIComponent(K3S_NEW)}/k3s`)
-  } finally {
-    await proxy.stop()
-  }
 })
 
 test('a patched VM image: each delta carries it as chunks (a pack of the changed ones) that rebuild against the base', async () => {
@@ -253,20 +252,24 @@ test('--deltas defaults to 3: the newest three releases, newest first; off a ter
   assert.not.match(r.stdout + r.stderr, /\x1b\[|\r/)
 })
 
-test('version auto: two releases resolved in the same minute, and one after the clock went back, each get a version above every release', async () => {
-  const dir = join(ctx.fx.root, 'same-minute')
-  const common = {manifest: ctx.fx.manifest, dir, signers: [await fileSigner(ctx.fx.key)], store: new BlobStore(ctx.fx.store)}
-  const now = new Date()
-  ctx.fx.move(K3S_OLD)
-  const a = await runRelease({...common, now})
-  ctx.fx.move(K3S_NEW)
-  const b = await runRelease({...common, now})
-  ctx.fx.move(K3S_NEWER)
-  const c = await runRelease({...common, now: new Date(now.getTime() - 30_000)})
-  assert.ok([a, b, c].every((x) => x.changed))
-  assert.is(b.version, semver.inc(a.version, 'patch'), `${b.version} right above ${a.version}`)
-  assert.is(c.version, semver.inc(b.version, 'patch'), `${c.version} right above ${b.version}`)
-  assert.equal((await ferry(['release', 'list', dir, '--json'])).json!.result.releases.map((x: {version: string}) => x.version), [a.version, b.version, c.version])
+test('--keep defaults to 6: the seventh release prunes the first, with every delta that starts from it', async () => {
+  await ctx.fx.patchVm(100 << 10, 4096, 'month-6')
+  const sixth = await run()
+  assert.is(sixth.code, 0, sixth.stderr)
+  assert.equal(sixth.json!.result.pruned, [])
+  ctx.versions.push(sixth.json!.result.version)
+  await ctx.fx.patchVm(400 << 10, 4096, 'month-7')
+  const seventh = await run()
+  assert.is(seventh.code, 0, seventh.stderr)
+  ctx.versions.push(seventh.json!.result.version)
+  const [first, ...rest] = ctx.versions
+  const gone = [`${first}.ferry.tar`, `${first}.lock.json`, `${first}.changes.md`, `${first}.changes.json`, ...rest.slice(0, 3).map((v) => `${v}-from-${first}.ferry.tar`)]
+  assert.equal([...seventh.json!.result.pruned].sort(), gone.map((f) => join(ctx.dir, `edge-site-${f}`)).sort())
+  for (const f of gone) assert.ok(!existsSync(join(ctx.dir, `edge-site-${f}`)), `${f} removed`)
+  const releases = (await ferry(['release', 'list', ctx.dir, '--json'])).json!.result.releases
+  assert.equal(releases.map((x: {version: string}) => x.version), rest)
+  assert.ok(releases.every((x: {deltas: Array<{from: string}>}) => x.deltas.every((d) => d.from !== first)))
+  ctx.versions.shift()
 })
 
 test.run()

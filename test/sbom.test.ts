@@ -4,7 +4,7 @@
 // by the signature, and refused by bundle verify when tampered with.
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -38,6 +38,7 @@ test('the SBOM is an artifact of bundle.json: its bytes hash to the digest the s
   assert.is(sha(ctx.sbomBytes), entry.digest)
   const v = await ferry(['bundle', 'verify', ctx.fx.built.path, '--key', ctx.fx.pub, '--json'])
   assert.is(v.code, 0, v.stdout + v.stderr)
+  assert.equal(v.json?.result.documents, [SBOM, 'ferry/provenance.intoto.json'])
 })
 
 test('it validates against the official CycloneDX 1.6 JSON schema (ajv) and the CycloneDX library', async () => {
@@ -61,7 +62,7 @@ test('every artifact is one component, with its sha256, version, source and type
     const c: any = byRef.get(a.name)
     assert.ok(c, a.name)
     assert.equal(c.hashes, [{alg: 'SHA-256', content: a.digest.slice(7)}], a.name)
-    if (a.kind === 'image') assert.ok(c.properties.some((p: any) => p.name === 'ferry:source' && p.value === a.source), a.name)
+    if (a.kind === 'image' || !/^https?:/.test(a.source)) assert.ok(c.properties.some((p: any) => p.name === 'ferry:source' && p.value === a.source), a.name)
     else assert.ok(c.externalReferences.some((r: any) => r.type === 'distribution' && r.url === a.source), a.name)
     if (a.version && a.kind !== 'image') assert.is(c.version, a.version, a.name)
     types[a.name] = c.type
@@ -128,6 +129,33 @@ test('the signatures that were checked: the cosign key fingerprint and the PGP k
   assert.ok(vm.externalReferences.some((r: any) => r.type === 'digital-signature' && r.url === art.upstream.signatureUrl))
 })
 
+test('SBOMs the registry holds for an image (OCI referrers, cosign attestations) are pinned by the lock, carried beside the image and linked from it', async () => {
+  const host = ctx.fx.registry.host
+  const sboms = ctx.fx.imageSboms
+  const expected = {api: [[sboms.api, 'cdx.json'], [sboms.attested, 'cdx.att.json'], [sboms.otherKey, 'cdx.att.json']], multi: [[sboms.multi, 'spdx.json']]} as const
+  for (const [key, repo, tag] of [['api', 'app/api', '1.4.2'], ['multi', 'app/multi', '2.0']] as const) {
+    const image = ctx.fx.lock.artifacts.find((a) => a.ref?.endsWith(`/${repo}:${tag}`))!
+    assert.equal(image.sboms?.map((x) => ({document: x.document.digest, manifest: x.manifest.digest})), expected[key].map(([p]) => ({document: p.digest, manifest: p.manifest})), key)
+    const c = ctx.sbom.components.find((x: any) => x['bom-ref'] === image.name)
+    assert.equal(c.externalReferences.map((r: any) => [r.type, r.url, r.hashes[0].content]), expected[key].map(([p]) => ['bom', `blobs/sha256/${p.digest.slice(7)}`, p.digest.slice(7)]), key)
+    for (const [pushed, ext] of expected[key]) {
+      const carried = ctx.bundleJson.artifacts.find((a: any) => a.digest === pushed.digest)
+      assert.equal({name: carried.name, kind: carried.kind, source: carried.source}, {name: `${image.name}/sbom/${pushed.digest.slice(7, 19)}.${ext}`, kind: 'file', source: `${host}/${repo}@${pushed.manifest}`})
+      assert.ok(tarEntry(ctx.fx.built.path, `blobs/sha256/${pushed.digest.slice(7)}`).equals(pushed.bytes))
+      const file = ctx.sbom.components.find((x: any) => x['bom-ref'] === carried.name)
+      assert.is(file.purl, `pkg:oci/${repo.split('/')[1]}@sha256%3A${pushed.manifest.slice(7)}?repository_url=${host}/${repo}`)
+    }
+  }
+  // the attestation the image's own cosign key signed says so; the other is carried as the registry had it
+  const api = ctx.fx.lock.artifacts.find((a) => a.name.endsWith('/app/api:1.4.2'))!
+  assert.equal(api.sboms!.map((x) => [x.predicateType, x.key]), [[undefined, undefined], ['https://cyclonedx.org/bom', ctx.fx.cosign.fingerprint], ['https://cyclonedx.org/bom', undefined]])
+  const upstream = (d: string) => ctx.bundleJson.artifacts.find((a: any) => a.digest === d).upstream
+  assert.equal(upstream(sboms.attested.digest), {verifiedBy: 'cosign', key: ctx.fx.cosign.fingerprint})
+  assert.equal(upstream(sboms.otherKey.digest), {verifiedBy: 'registry'})
+  const props = (d: string) => ctx.sbom.components.find((x: any) => x.hashes[0].content === d.slice(7)).properties
+  assert.ok(props(sboms.attested.digest).some((p: any) => p.name === 'ferry:cosign:key' && p.value === ctx.fx.cosign.fingerprint))
+})
+
 test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --json holds the document', async () => {
   const r = await ferry(['bundle', 'sbom', ctx.fx.built.path])
   assert.is(r.code, 0, r.stderr)
@@ -144,6 +172,21 @@ test('ferry bundle sbom prints the stored bytes exactly; --out writes them; --js
   const wrong = await ferry(['bundle', 'sbom', ctx.fx.built.path, '--key', ctx.fx.otherPub, '--json'])
   assert.is(wrong.code, 4, wrong.stdout)
   assert.is(wrong.json?.status, 4)
+})
+
+test('bundle sbom reads a bundle written to a stick in parts, the SBOM straddling two of them', async () => {
+  const stick = join(ctx.fx.dir, 'stick')
+  await mkdir(stick)
+  // where the SBOM's bytes start (GNU tar numbers the header blocks): the first part ends in its middle
+  const hex = ctx.bundleJson.artifacts.find((a: any) => a.name === SBOM).digest.slice(7)
+  const line = execFileSync('tar', ['--block-number', '-tf', ctx.fx.built.path]).toString().split('\n').find((l) => l.endsWith(hex))!
+  const start = (Number(/^block (\d+):/.exec(line)![1]) + 1) * 512
+  const w = await ferry(['usb', 'write', ctx.fx.built.path, stick, '--part-size', String(start + (ctx.sbomBytes.length >> 1)), '--json'])
+  assert.is(w.code, 0, w.stdout + w.stderr)
+  assert.ok(w.json?.result.parts.length >= 2)
+  const r = await ferry(['bundle', 'sbom', stick])
+  assert.is(r.code, 0, r.stderr)
+  assert.is(r.stdout, ctx.sbomBytes.toString('utf8'))
 })
 
 test('reproducible: a second cold build of the lock gives the same SBOM bytes (serial number from the content)', async () => {

@@ -95,15 +95,16 @@ keys('writeKeyPair refuses to overwrite either file and leaves them untouched', 
   assert.not.ok(await stat(join(half, 'x.key.asc')).then(() => true, () => false))
 })
 
-keys('readPublicKeys reads several armored keys in one file, binary keys, and the public part of private keys', async () => {
+keys('readPublicKeys reads several armored keys in one file and binary keys, and refuses a private key', async () => {
   const both = await writeBytes(dir, 'both.asc', alice.publicArmored + '\n' + bob.publicArmored)
   const binary = await writeBytes(dir, 'bob.gpg', (await openpgp.readKey({armoredKey: bob.publicArmored})).write())
-  const found = await readPublicKeys([both, binary, alicePaths.private])
+  const found = await readPublicKeys([both, binary])
   assert.equal(
     found.map((k) => k.getFingerprint().toUpperCase()),
-    [alice.fingerprint, bob.fingerprint, bob.fingerprint, alice.fingerprint],
+    [alice.fingerprint, bob.fingerprint, bob.fingerprint],
   )
   assert.ok(found.every((k) => !k.isPrivate()))
+  await expectError(readPublicKeys([both, alicePaths.private]), {exit: 2, code: 'KEY_IS_PRIVATE', includes: [alicePaths.private, 'public key']})
 })
 
 keys('readPublicKeys names the file it cannot read', async () => {
@@ -210,7 +211,7 @@ sv('signatures by an expired key are refused', async () => {
   const {privateKey} = await openpgp.reformatKey({privateKey: priv, userIDs: [{name: 'Short'}], keyExpirationTime: 86400, date: KEY_DATE, format: 'armored'})
   const keyFile = await writeBytes(dir, 'short.key.asc', privateKey)
   const sig = await (await fileSigner(keyFile)).sign(DATA, new Date(KEY_DATE.getTime() + 3600_000))
-  const trusted = await readPublicKeys([keyFile])
+  const trusted = [(await openpgp.readPrivateKey({armoredKey: privateKey})).toPublic()]
   assert.ok((await describeKey(trusted[0])).expires)
   await expectError(verifyDetached(DATA, sig, trusted), {exit: 4, code: 'SIGNATURE_KEY_EXPIRED'})
   // while the key was still valid, the same signature was good

@@ -3,7 +3,7 @@
 import {execFile} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {PassThrough} from 'node:stream'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
@@ -113,7 +113,12 @@ test('the demo\'s second month: the channel moved, release run made a delta and 
   assert.ok(delta.size < full)
   const k3s = changes.artifacts.find((a) => a.name === 'k3s/k3s-amd64')!
   assert.equal([k3s.old?.version, k3s.new?.version], ['v1.30.4+k3s1', 'v1.30.5+k3s1'])
-  assert.ok(changes.artifacts.some((a) => a.kind === 'image' && a.change === 'changed'))
+  // the rebuilt image: same ref, another digest, both sizes
+  const image = changes.artifacts.find((a) => a.kind === 'image' && a.change === 'changed')!
+  assert.is(image.old?.ref, 'demo.example.com/site/api:1.0')
+  assert.is(image.new?.ref, image.old?.ref)
+  assert.ok(image.old!.digest !== image.new!.digest && image.old!.size > 0 && image.new!.size > 0)
+  assert.equal(changes.deltas, [{from: versions[0], path: basename(delta.path), size: delta.size}])
   const listed = await ferry(['release', 'list', ctx.release.dir, '--json'])
   assert.equal(listed.json?.result.releases.map((r: {version: string}) => r.version), versions)
 })

@@ -3,7 +3,7 @@
 // resolved), out of which upstream bytes (every URL and image with its digest), by which Ferry.
 import {type DescribedArtifact, type DescribedBundle, hexOf} from './artifact.js'
 import {BUILD_TYPE, BUILDER_ID, documentBytes, FERRY_VERSION, GENERATED_SOURCE} from './identity.js'
-import {ociPurl, splitImageRef} from './purl.js'
+import {ociPurl, registryBlobSource, splitImageRef} from './purl.js'
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1'
 export const SLSA_PROVENANCE = 'https://slsa.dev/provenance/v1'
@@ -28,7 +28,9 @@ function resolvedDependencies(artifacts: DescribedArtifact[]): unknown[] {
     if (a.source === GENERATED_SOURCE) continue
     const proof = {verifiedBy: a.upstream.verifiedBy, checksumUrl: a.upstream.checksumUrl, signatureUrl: a.upstream.signatureUrl, key: a.upstream.key}
     if (a.kind !== 'image') {
-      out.push({uri: a.source, digest: {sha256: hexOf(a.digest)}, name: a.name, mediaType: a.mediaType, ...annotations({kind: a.kind, version: a.version, ...proof})})
+      const inRegistry = registryBlobSource(a.source)
+      const uri = inRegistry ? ociPurl(inRegistry.repository, inRegistry.digest) : a.source
+      out.push({uri, digest: {sha256: hexOf(a.digest)}, name: a.name, mediaType: a.mediaType, ...annotations({kind: a.kind, version: a.version, ...(inRegistry ? {source: a.source} : {}), ...proof})})
       continue
     }
     const {repository, tag} = splitImageRef(a.ref ?? a.name)

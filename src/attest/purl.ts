@@ -35,3 +35,13 @@ export function splitImageRef(ref: string): {repository: string; tag?: string} {
   if (colon > slash) return {repository: withoutDigest.slice(0, colon), tag: withoutDigest.slice(colon + 1)}
   return {repository: withoutDigest}
 }
+
+/**
+ * A source that is a blob in a registry (`registry/repository@sha256:<hex>`, as an image's SBOM
+ * referrer is named) rather than a URL: its repository and digest.
+ */
+export function registryBlobSource(source: string): {repository: string; digest: string} | undefined {
+  const m = /^([^@\s]+)@(sha256:[0-9a-f]{64})$/.exec(source)
+  if (!m || /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) return undefined
+  return {repository: splitImageRef(m[1]).repository, digest: m[2]}
+}

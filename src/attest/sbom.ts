@@ -3,7 +3,7 @@
 // gives the same bytes (docs/bundle-format.md, "SBOM and provenance").
 import {type BlobDescriptor, type DescribedArtifact, type DescribedBundle, hexOf, type ImageContents} from './artifact.js'
 import {contentUuid, documentBytes, FERRY_VERSION} from './identity.js'
-import {genericPurl, ociPurl, splitImageRef} from './purl.js'
+import {genericPurl, ociPurl, registryBlobSource, splitImageRef} from './purl.js'
 
 type Json = Record<string, unknown>
 interface Property {
@@ -47,7 +47,7 @@ function blobComponents(m: ImageContents['manifests'][number]): Json[] {
   return out
 }
 
-function imageComponent(a: DescribedArtifact, contents: ImageContents | undefined): Json {
+function imageComponent(a: DescribedArtifact, contents: ImageContents | undefined, sboms: DescribedArtifact[]): Json {
   const {repository, tag} = splitImageRef(a.ref ?? a.name)
   const single = !contents?.index && a.platforms?.length === 1 ? a.platforms[0] : undefined
   const arch = (p: string | undefined) => p?.split('/')[1]
@@ -81,12 +81,15 @@ function imageComponent(a: DescribedArtifact, contents: ImageContents | undefine
     ...mime(a.mediaType),
     hashes: sha256(a.digest),
     purl: ociPurl(repository, a.digest, {tag, arch: arch(single)}),
+    // the SBOMs its registry holds for it, carried in the bundle (a relative reference into the OCI layout)
+    ...(sboms.length ? {externalReferences: sboms.map((x) => ({type: 'bom', url: `blobs/sha256/${hexOf(x.digest)}`, comment: `${x.mediaType} from the image's registry, carried as ${x.name}`, hashes: sha256(x.digest)}))} : {}),
     ...(children.length ? {components: children} : {}),
     properties: [
       ...prop('kind', a.kind),
       ...prop('ref', a.ref),
       // where Ferry fetched it: `registry/repository:tag@digest` or a local layout, not a URL
       ...prop('source', a.source),
+      ...sboms.flatMap((x) => prop('sbom', x.name)),
       ...(a.platforms ?? []).flatMap((p) => prop('platform', p)),
       ...prop('size', a.size),
       ...proofProperties(a),
@@ -100,8 +103,10 @@ function fileComponent(a: DescribedArtifact): Json {
   // a k3s/kubernetes binary is an application; the archives beside it (airgap images) are files
   const type = (a.kind === 'k3s' || a.kind === 'kubernetes') && !a.dest?.startsWith('bin/') ? 'file' : COMPONENT_TYPE[a.kind as keyof typeof COMPONENT_TYPE]
   const base = a.name.split('/').pop()!
+  // a file from a registry (an image's SBOM referrer) has no download URL: its purl names the referrer
+  const inRegistry = registryBlobSource(a.source)
   const refs = [
-    {type: 'distribution', url: a.source, comment: 'downloaded from'},
+    ...(inRegistry ? [] : [{type: 'distribution', url: a.source, comment: 'downloaded from'}]),
     ...(a.upstream.checksumUrl ? [{type: 'other', url: a.upstream.checksumUrl, comment: 'checksum list the sha256 was checked against'}] : []),
     ...(a.upstream.signatureUrl ? [{type: 'digital-signature', url: a.upstream.signatureUrl, comment: 'OpenPGP signature of the checksum list, verified'}] : []),
   ]
@@ -112,11 +117,12 @@ function fileComponent(a: DescribedArtifact): Json {
     ...(a.version ? {version: a.version} : {}),
     ...mime(a.mediaType),
     hashes: sha256(a.digest),
-    purl: genericPurl(base, a.version, hexOf(a.digest), a.source),
-    externalReferences: refs,
+    purl: inRegistry ? ociPurl(inRegistry.repository, inRegistry.digest) : genericPurl(base, a.version, hexOf(a.digest), a.source),
+    ...(refs.length ? {externalReferences: refs} : {}),
     properties: [
       ...prop('kind', a.kind),
       ...prop('name', a.name),
+      ...(inRegistry ? prop('source', a.source) : []),
       ...prop('dest', a.dest),
       ...prop('platform', a.platform),
       ...prop('size', a.size),
@@ -132,7 +138,8 @@ function fileComponent(a: DescribedArtifact): Json {
  * rest of the document, so it changes exactly when the content does.
  */
 export function makeSbom(bundle: DescribedBundle, artifacts: DescribedArtifact[], images: Map<string, ImageContents>): Buffer {
-  const components = artifacts.map((a) => (a.kind === 'image' ? imageComponent(a, images.get(a.name)) : fileComponent(a)))
+  const sbomsOf = (image: DescribedArtifact) => artifacts.filter((x) => x.kind === 'file' && x.name.startsWith(`${image.name}/sbom/`))
+  const components = artifacts.map((a) => (a.kind === 'image' ? imageComponent(a, images.get(a.name), sbomsOf(a)) : fileComponent(a)))
   const body = {
     metadata: {
       timestamp: bundle.created,

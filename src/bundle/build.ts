@@ -1,15 +1,18 @@
+import {refuseFileAsFolder} from '../store/folder.js'
 import {join} from 'node:path'
 import type {LockFile, LockedArtifact} from '../manifest/lock-format.js'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {mkdirDurable} from '../store/atomic-file.js'
 import {armorSignatures} from '../trust/sign.js'
-import {FerryError, trustError} from '../errors.js'
+import {FerryError, noSignerError, trustError} from '../errors.js'
 import {fetchAndWrite, fileJobs} from './assemble.js'
 import {type ChunkReport, planChunked} from './chunked.js'
 import type {BuildOptions} from './build-options.js'
 import {BUNDLE_SCHEMA, bundleFileName, type BundleArtifact, type BundleManifest} from './format.js'
 import {lockDigest, makeBundleDocuments, storeDocuments, withoutDocuments} from './documents.js'
 import {checkLockedSignatures, signatureBlobFiles} from './image-signatures.js'
+import {fetchImageSboms} from './image-sbom-fetch.js'
+import {imageSbomArtifacts} from './image-sboms.js'
 import {imageIndexEntries, planImages} from './images.js'
 import {RegistryPool} from '../sources/oci/registry-source.js'
 import {removeAbandonedPartials, type WrittenBundle} from './write.js'
@@ -88,8 +91,9 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
   if (Date.parse(lock.expires) <= now.getTime()) {
     throw trustError('LOCK_EXPIRED', `the lock for ${lock.name} ${lock.version} expired at ${lock.expires}; run "ferry manifest lock" again`)
   }
-  if (options.signers.length === 0) throw trustError('NO_SIGNER', 'a bundle must be signed: give --key FILE or --gpg-key FPR')
+  if (options.signers.length === 0) throw noSignerError('a bundle')
   await options.store.init()
+  await refuseFileAsFolder(options.outDir, '--out')
   await mkdirDurable(options.outDir)
   const since = options.since
   const target = join(options.outDir, bundleFileName(lock.name, lock.version, since?.version))
@@ -97,7 +101,12 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
   await removeAbandonedPartials(target)
   try {
     // Signed images: their signatures are checked again before anything is fetched.
-    const signatures = signatureBlobFiles(await checkLockedSignatures(lock.artifacts, options.store, new RegistryPool(options.registry ?? {})), options.store)
+    const pool = new RegistryPool(options.registry ?? {})
+    const signatures = signatureBlobFiles(await checkLockedSignatures(lock.artifacts, options.store, pool), options.store)
+    // The SBOMs the images' registries hold, as the lock pinned them (a delta's base may have them).
+    const imageSboms = imageSbomArtifacts(lock)
+    const imageSbomBlobs = () => fetchImageSboms(lock, options.store, pool, (d) => !!since?.has(d))
+    await imageSbomBlobs()
     const described = describeLock(lock)
     const indexJson = described.indexJson
     // Chunked artifacts first: bundle.json names their indexes (and, in a delta, their packs).
@@ -121,14 +130,15 @@ export async function buildBundle(given: LockFile, options: BuildOptions): Promi
     const first = await plan()
     const images = first.images
     // The SBOM and provenance: made from the lock and the image documents planning brought into the store.
-    const documents = await makeBundleDocuments(lock, chunked.artifacts, (d, size) => options.store.readSmall(d, size), lockDigest(given))
+    const shipped = [...chunked.artifacts, ...imageSboms]
+    const documents = await makeBundleDocuments(lock, shipped, (d, size) => options.store.readSmall(d, size), lockDigest(given))
     const documentBlobs = async () => (await storeDocuments(documents, options.store)).filter((b) => !since?.has(b.digest))
-    const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...(await documentBlobs())]}})
-    const leftOut = [...images.omitted, ...documents.artifacts.map((a) => a.digest).filter((d) => since?.has(d))]
+    const withDocuments = async (p: typeof first) => ({...p, files: {...p.files, blobs: [...p.files.blobs, ...(await imageSbomBlobs()), ...(await documentBlobs())]}})
+    const leftOut = [...images.omitted, ...[...imageSboms, ...documents.artifacts].map((a) => a.digest).filter((d) => since?.has(d))]
     if (leftOut.length) omitted.splice(0, omitted.length, ...[...new Set([...omitted, ...leftOut])].sort())
     const manifest: BundleManifest = {
       ...described.manifest,
-      artifacts: [...chunked.artifacts, ...documents.artifacts],
+      artifacts: [...shipped, ...documents.artifacts],
       ...(since ? {base: {name: since.name, version: since.version, digest: since.digest}, omitted} : {}),
       ...(options.rotation ? {rotation: options.rotation} : {}),
     }

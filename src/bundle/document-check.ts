@@ -7,9 +7,6 @@ import {integrityError} from '../errors.js'
 import {isBundleDocument} from './documents.js'
 import type {BundleArtifact, BundleManifest} from './format.js'
 
-/** The documents are kept in memory while the bundle streams by, up to this size each. */
-export const DOCUMENT_MAX = 16 << 20
-
 const hex = (digest: string) => digest.slice('sha256:'.length)
 
 function parse(bytes: Buffer, a: BundleArtifact): Record<string, unknown> {
@@ -48,15 +45,19 @@ function checkProvenance(doc: BundleArtifact, statement: Record<string, unknown>
 
 /**
  * Checks each document the bundle carries (`content` gives its verified bytes; a delta's
- * document that only its base carries is skipped when the base is not given).
+ * document that only its base carries is skipped when the base is not given). The names of those checked.
  */
-export function checkBundleDocuments(manifest: BundleManifest, content: (digest: string) => Buffer | undefined): void {
+export function checkBundleDocuments(manifest: BundleManifest, content: (digest: string) => Buffer | undefined): string[] {
   const documents = manifest.artifacts.filter(isBundleDocument)
   const shipped = manifest.artifacts.filter((a) => !isBundleDocument(a))
+  const checked: string[] = []
   for (const doc of documents) {
     const bytes = content(doc.digest)
     if (!bytes) continue
     if (doc.mediaType === SBOM_MEDIA_TYPE) checkSbom(doc, parse(bytes, doc), shipped)
     else if (doc.mediaType === PROVENANCE_MEDIA_TYPE) checkProvenance(doc, parse(bytes, doc), manifest.artifacts.filter((a) => a !== doc))
+    else continue
+    checked.push(doc.name)
   }
+  return checked
 }

@@ -7,8 +7,7 @@ import {scanTar} from '../sources/oci/tar-index.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {sha256Of} from '../store/hashing.js'
 import {openArchiveRegion} from './archive-source.js'
-import {DOCUMENT_MAX} from './document-check.js'
-import {isBundleDocument} from './documents.js'
+import {DOCUMENT_MAX, isBundleDocument} from './documents.js'
 import {ENTRY, parseBundleJson, type BundleArtifact, type BundleManifest} from './format.js'
 import type {BundleInput} from './input.js'
 
@@ -56,7 +55,8 @@ export async function readStoredDocument(input: BundleInput, mediaType: string, 
       }
       throw integrityError('MISSING_BLOB', `${input.label}: the ${what} ${artifact.digest} that bundle.json names is missing`)
     }
-    if (member.size !== artifact.size || member.size > DOCUMENT_MAX) throw integrityError('SIZE_MISMATCH', `${input.label}: the ${what} is ${member.size} bytes; bundle.json says ${artifact.size}`)
+    if (member.size !== artifact.size) throw integrityError('SIZE_MISMATCH', `${input.label}: the ${what} is ${member.size} bytes; bundle.json says ${artifact.size}`)
+    if (member.size > DOCUMENT_MAX) throw integrityError('ENTRY_TOO_LARGE', `${input.label}: the ${what} is ${member.size} bytes, above the limit of ${DOCUMENT_MAX}`)
     const bytes = await readAt(member.size, member.offset)
     if (sha256Of(bytes) !== artifact.digest) throw integrityError('DIGEST_MISMATCH', `${input.label}: the ${what} does not match the digest signed in bundle.json (${artifact.digest}): the bundle is corrupt`)
     return {manifest, artifact, bytes, ...(verifiedBy ? {verifiedBy} : {})}

@@ -5,14 +5,19 @@ import type {ImageContents} from '../attest/artifact.js'
 import {GENERATED_SOURCE, PROVENANCE_MEDIA_TYPE, PROVENANCE_NAME, SBOM_MEDIA_TYPE, SBOM_NAME} from '../attest/identity.js'
 import {makeProvenance} from '../attest/provenance.js'
 import {makeSbom} from '../attest/sbom.js'
+import {usageError} from '../errors.js'
 import {LockFile} from '../manifest/lock-format.js'
 import {parseImageDocument, platformString, selectPlatforms} from '../sources/oci/document.js'
 import type {BlobStore} from '../store/blob-store.js'
 import {sha256Of} from '../store/hashing.js'
 import type {BundleArtifact} from './format.js'
+import {imageSbomArtifacts} from './image-sboms.js'
 import type {BlobFile} from './write.js'
 
 export {PROVENANCE_NAME, SBOM_NAME} from '../attest/identity.js'
+
+/** Readers hold a document in memory whole to check it (document-check.ts), up to this size. */
+export const DOCUMENT_MAX = 16 << 20
 
 /** Reads a small blob (an image manifest or index); undefined when it is not at hand. */
 export type ReadDocument = (digest: string, size: number) => Promise<Buffer | undefined>
@@ -30,11 +35,12 @@ export function isBundleDocument(a: Pick<BundleArtifact, 'kind' | 'source'>): bo
 }
 
 /**
- * The lock without artifacts that are Ferry's own documents (a lock written from an older
- * bundle.json names them): a build makes them anew.
+ * The lock without artifacts that a build makes itself: Ferry's documents and the images' SBOMs
+ * (a lock written back from a bundle.json names them). The build makes them anew.
  */
 export function withoutDocuments(lock: LockFile): LockFile {
-  const kept = lock.artifacts.filter((a) => !isBundleDocument({kind: a.kind, source: a.url}))
+  const made = new Set(imageSbomArtifacts(lock).map((a) => a.name))
+  const kept = lock.artifacts.filter((a) => !isBundleDocument({kind: a.kind, source: a.url}) && !(a.kind === 'file' && made.has(a.name)))
   return kept.length === lock.artifacts.length ? lock : {...lock, artifacts: kept}
 }
 
@@ -79,6 +85,8 @@ function documentArtifact(name: string, mediaType: string, bytes: Buffer): Bundl
 export async function makeBundleDocuments(lock: LockFile, artifacts: BundleArtifact[], read: ReadDocument, digestOfLock = lockDigest(lock)): Promise<BundleDocuments> {
   const bundle = {name: lock.name, version: lock.version, created: lock.resolved, expires: lock.expires, platforms: lock.platforms}
   const sbom = makeSbom(bundle, artifacts, await imageContents(lock, artifacts, read))
+  // readers hold a document whole to check it (document-check.ts): one they could not read is not written
+  if (sbom.length > DOCUMENT_MAX) throw usageError('SBOM_TOO_LARGE', `the SBOM of ${lock.name} ${lock.version} would be ${sbom.length} bytes, above the limit of ${DOCUMENT_MAX}: split the bundle`)
   const sbomArtifact = documentArtifact(SBOM_NAME, SBOM_MEDIA_TYPE, sbom)
   const provenance = makeProvenance({bundle, artifacts: [...artifacts, sbomArtifact], lockDigest: digestOfLock})
   const provenanceArtifact = documentArtifact(PROVENANCE_NAME, PROVENANCE_MEDIA_TYPE, provenance)

@@ -3,6 +3,7 @@ import {locateBundle} from '../media/locate.js'
 import {openPartsInput} from '../media/parts-reader.js'
 import {readFileChunks} from '../store/file-chunks.js'
 import {usageError} from '../errors.js'
+import {refuseNonBundle} from './sniff.js'
 
 export interface BundleInput {
   /** what the user named, for messages */
@@ -24,7 +25,8 @@ export async function openBundleInput(path: string): Promise<BundleInput> {
   if (located) path = located.path
   const info = await stat(path).catch(() => undefined)
   if (!info) throw usageError('NOT_FOUND', `${path}: no such bundle`)
-  if (!info.isFile()) throw usageError('NOT_A_BUNDLE', `${path} is not a bundle file`)
+  if (!info.isFile()) throw usageError('NOT_A_BUNDLE', `${path} is not a bundle file: give a .ferry.tar, a USB stick folder or a .parts.json`)
+  await refuseNonBundle(path, info.size)
   return {
     label: path,
     size: info.size,

@@ -11,7 +11,7 @@ import type {KeyRotation} from './format.js'
  */
 export async function rotationFromFiles(files: string[], threshold = 1, revoke: string[] = []): Promise<KeyRotation> {
   if (files.length === 0) throw usageError('ROTATION_EMPTY', 'a key rotation needs at least one new public key (--rotate-to NEW.pub.asc)')
-  const keys = await readPublicKeys(files)
+  const keys = await readPublicKeys(files, '--rotate-to')
   const unique = new Map<string, PublicKey>()
   for (const key of keys) unique.set(hexId(key.getFingerprint()), key)
   if (threshold > unique.size) {

@@ -3,8 +3,8 @@ import type {PublicKey} from 'openpgp'
 import {verifyDetached} from '../trust/verify.js'
 import {integrityError, trustError} from '../errors.js'
 import type {ProgressListener} from '../progress.js'
-import {checkBundleDocuments, DOCUMENT_MAX} from './document-check.js'
-import {isBundleDocument} from './documents.js'
+import {checkBundleDocuments} from './document-check.js'
+import {DOCUMENT_MAX, isBundleDocument} from './documents.js'
 import {BundleManifest, ENTRY, parseBundleJson} from './format.js'
 import {imageClosure, parseIndex} from './oci-closure.js'
 import {readTar, type TarEntry} from './tar-reader.js'
@@ -56,6 +56,8 @@ export interface VerifyReport {
   bytes: number
   /** where each blob's bytes start in the archive (for random reads: a chunked artifact's pack) */
   offsets: Map<string, number>
+  /** the SBOM and provenance found to describe the bundle (absent ones, or left to a base not given, are not) */
+  documentsChecked: string[]
 }
 
 const sha = sha256Of
@@ -181,7 +183,8 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       }
       const sink = await options.blobSink?.(digest, entry.size)
       const hash = createHash('sha256')
-      const document = documents.has(digest) && entry.size <= DOCUMENT_MAX
+      const document = documents.has(digest)
+      if (document && entry.size > DOCUMENT_MAX) throw integrityError('ENTRY_TOO_LARGE', `the SBOM or provenance ${digest} is ${entry.size} bytes, above the limit of ${DOCUMENT_MAX}`)
       const keep = document || (entry.size <= RETAIN_MAX && retainedBytes + entry.size <= RETAIN_TOTAL)
       const kept: Buffer[] = []
       try {
@@ -202,7 +205,8 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
       if (kept.length) {
         const bytes = Buffer.concat(kept)
         retained.set(digest, bytes)
-        retainedBytes += bytes.length
+        // (documents have their own limit)
+        if (!document) retainedBytes += bytes.length
       }
       seen.set(digest, entry.size)
       offsets.set(digest, entry.offset)
@@ -238,9 +242,9 @@ export async function verifyBundleStream(input: AsyncIterable<Buffer | Uint8Arra
     for (const digest of seen.keys()) {
       if (!closure.has(digest)) throw integrityError('UNEXPECTED_ENTRY', `blob ${digest} is not referenced by bundle.json or any image`)
     }
-    checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
+    const documentsChecked = checkBundleDocuments(manifest, (d) => retained.get(d) ?? base?.content?.(d))
     options.onProgress?.({phase: 'verify', done: consumed, total: options.totalSize})
-    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets}
+    return {manifest, bundleJson, manifestDigest: sha(bundleJson), signers, blobs: seen.size, bytes: consumed, offsets, documentsChecked}
   } finally {
     // a refusal part-way closes the input too: no file is left open behind it
     await entries.return(undefined)

@@ -2,7 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {FerryError, toFerryError} from '../errors.js'
 import {describeInterruption, handleStopSignals, interruptedError, stopSignal} from '../interrupt.js'
 import {ProgressRenderer} from '../ui/progress.js'
-import {didYouMean} from './suggest.js'
+import {didYouMean} from '../suggest.js'
 
 /** oclif's parse errors span lines; scripts and people both want one. */
 function oneLine(text: string): string {

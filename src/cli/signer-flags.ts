@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {noSignerError} from '../errors.js'
 import {fileSigner, gpgSigner, type Signer} from '../trust/sign.js'
 
 /** How a build signs: key files read by openpgp.js, or keys held by gpg (agent, smartcard, HSM). */
@@ -9,8 +10,10 @@ export const signerFlags = {
 }
 
 /** The signers those flags name, in the order given: key files first, then gpg keys. */
-export async function signersFrom(flags: {key?: string[]; 'gpg-key'?: string[]; 'passphrase-env'?: string}): Promise<Signer[]> {
+export async function signersFrom(flags: {key?: string[]; 'gpg-key'?: string[]; 'passphrase-env'?: string}, what = 'a bundle'): Promise<Signer[]> {
   const passphrase = flags['passphrase-env'] ? process.env[flags['passphrase-env']] : undefined
+  // Said before anything is locked or fetched.
+  if (!flags.key?.length && !flags['gpg-key']?.length) throw noSignerError(what)
   const signers: Signer[] = []
   for (const file of flags.key ?? []) signers.push(await fileSigner(file, passphrase))
   for (const fpr of flags['gpg-key'] ?? []) signers.push(await gpgSigner(fpr))

@@ -1,5 +1,5 @@
 import type {Hook} from '@oclif/core'
-import {closest} from '../cli/suggest.js'
+import {closest} from '../suggest.js'
 import {ExitCode} from '../errors.js'
 
 /**

@@ -2,6 +2,7 @@ import {dirname, resolve} from 'node:path'
 import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
 import type {z} from 'zod'
 import {FerryError, usageError} from '../errors.js'
+import {didYouMean} from '../suggest.js'
 import {fieldName, readSmallText} from './input-file.js'
 import {Manifest} from './schema.js'
 
@@ -37,6 +38,9 @@ export function parseManifest(text: string, label: string): Manifest {
   if (doc.contents === null) throw usageError('MANIFEST_INVALID', `${label}: the manifest is empty`)
   expandVariables(doc, lines, label)
   const data: unknown = doc.toJS({maxAliasCount: 100})
+  if (isLockData(data)) {
+    throw usageError('IS_A_LOCK', `${label} is a lock (written by "ferry manifest lock"), not a manifest: give the manifest (.yaml) it was made from; "ferry bundle build ${label}" builds from the lock as it is`)
+  }
   const parsed = Manifest.safeParse(data)
   if (parsed.success) return parsed.data
   const problems = parsed.error.issues.flatMap((issue) => describeIssue(issue, doc, lines, data, text))
@@ -86,7 +90,7 @@ function describeIssue(issue: Issue, doc: Document, lines: LineCounter, data: un
     return issue.keys.map((key) => {
       const keyNode = found.node && isMap(found.node) ? found.node.items.find((p) => isPair(p) && scalarText(p.key) === key)?.key : undefined
       const offset = (keyNode as Node | undefined)?.range?.[0] ?? found.offset
-      return {line: lineOf(offset), text: `${fieldName([...path, key])}: unknown field`}
+      return {line: lineOf(offset), text: `${fieldName([...path, key])}: unknown field${didYouMean(key, fieldsAt(Manifest, path))}`}
     })
   }
   return [{line: lineOf(found.offset), text: `${fieldName(path) || '(top level)'}: ${reason(issue, path, data, sourceOf(found.node, text))}`}]
@@ -152,4 +156,26 @@ function locate(doc: Document, path: Array<string | number>): {node?: unknown; o
     }
   }
   return {node, offset}
+}
+
+/** A lock file read where a manifest was expected: JSON is YAML too, so it would parse, then fail on every field. */
+function isLockData(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && !('apiVersion' in data) && typeof (data as {schema?: unknown}).schema === 'string' && (data as {schema: string}).schema.startsWith('ferry.lock/')
+}
+
+type SchemaDef = {type: string; shape?: Record<string, unknown>; innerType?: unknown; element?: unknown; in?: unknown; options?: unknown[]}
+const defOf = (schema: unknown): SchemaDef | undefined => (schema as {_zod?: {def?: SchemaDef}} | undefined)?._zod?.def
+
+/** The field names the schema knows at `path` (through optional, default, lists and unions), for "did you mean". */
+function fieldsAt(schema: unknown, path: Array<string | number>): string[] {
+  const def = defOf(schema)
+  if (!def) return []
+  if (def.innerType !== undefined) return fieldsAt(def.innerType, path)
+  if (def.type === 'pipe') return fieldsAt(def.in, path)
+  if (def.type === 'union') return [...new Set((def.options ?? []).flatMap((o) => fieldsAt(o, path)))]
+  if (def.type === 'array') return typeof path[0] === 'number' ? fieldsAt(def.element, path.slice(1)) : []
+  if (def.type !== 'object' || !def.shape) return []
+  if (path.length === 0) return Object.keys(def.shape)
+  const next = def.shape[String(path[0])]
+  return next === undefined ? [] : fieldsAt(next, path.slice(1))
 }

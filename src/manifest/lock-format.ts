@@ -30,6 +30,25 @@ export const CosignProof = z.strictObject({
 })
 export type CosignProof = z.infer<typeof CosignProof>
 
+const LockedDescriptor = z.strictObject({mediaType: z.string(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), size: z.number().int().nonnegative()})
+
+/** An SBOM the image's registry holds for it (an OCI referrer), pinned when the lock was made. */
+export const ImageSbom = z.strictObject({
+  /** application/vnd.cyclonedx+json or application/spdx+json; a cosign attestation: application/vnd.dsse.envelope.v1+json */
+  artifactType: z.string().min(1),
+  /** a cosign attestation: its in-toto predicate type (https://cyclonedx.org/bom, https://spdx.dev/Document) */
+  predicateType: z.string().min(1).optional(),
+  /** the referrer manifest */
+  manifest: LockedDescriptor,
+  /** its layer: the SBOM document itself */
+  document: LockedDescriptor,
+  /** `referrers` (the registry's API), or the tag it was found under (`sha256-<hex>`, `sha256-<hex>.att`) */
+  via: z.string().min(1),
+  /** a cosign attestation whose signature the image's cosign key verified: that key (`sha256:` of its DER) */
+  key: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+})
+export type ImageSbom = z.infer<typeof ImageSbom>
+
 export const ArtifactKind = z.enum(['vm', 'k3s', 'kubernetes', 'image', 'file'])
 export type ArtifactKind = z.infer<typeof ArtifactKind>
 
@@ -58,6 +77,8 @@ export const LockedArtifact = z.strictObject({
   upstream: UpstreamProof,
   /** images that must be signed: which cosign key verified which signature */
   cosign: CosignProof.optional(),
+  /** images: the SBOMs their registry holds for them, carried into the bundle */
+  sboms: z.array(ImageSbom).optional(),
   /** chunked deltas (see bundle/chunked.ts): `chunks` for files that asked for it, `whole` for VM images that opted out */
   delta: z.enum(['chunks', 'whole']).optional(),
 })

@@ -15,7 +15,10 @@ export function parseLock(text: string, path: string): LockFile {
   try {
     data = JSON.parse(text)
   } catch (err) {
-    throw usageError('LOCK_INVALID', `${path}: not a lock file: ${(err as Error).message}`)
+    if (/^\s*apiVersion:\s*["']?ferry\//m.test(text)) {
+      throw usageError('IS_A_MANIFEST', `${path} is a manifest, not a lock: make its lock with "ferry manifest lock ${path}" and give the .lock.json it writes`)
+    }
+    throw usageError('LOCK_INVALID', `${path}: not a lock file: ${(err as Error).message}; re-create it with "ferry manifest lock MANIFEST"`)
   }
   const parsed = LockFile.safeParse(data)
   if (parsed.success) return parsed.data

@@ -7,6 +7,7 @@ import {resolveImages} from '../sources/oci/resolve.js'
 import {createResolveContext, orderArtifacts} from '../sources/resolve-context.js'
 import {resolveVms} from '../sources/vm.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
+import {refuseFileAsFolder} from '../store/folder.js'
 import {BlobStore} from '../store/blob-store.js'
 import {asLocalIoError} from '../errors.js'
 import {parseDuration} from './duration.js'
@@ -91,6 +92,7 @@ export async function writeLock(lock: LockFile, file: string): Promise<void> {
   try {
     await writeFileAtomic(file, `${JSON.stringify(LockFile.parse(lock), null, 2)}\n`)
   } catch (err) {
+    if (['EEXIST', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) await refuseFileAsFolder(dirname(file), '--out', `the lock ${basename(file)} cannot be written there: give a path in a folder`)
     throw asLocalIoError(err, `writing ${file}`)
   }
 }

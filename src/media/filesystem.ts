@@ -1,4 +1,4 @@
-import {readFile, realpath, statfs} from 'node:fs/promises'
+import {readFile, realpath, stat, statfs} from 'node:fs/promises'
 import {usageError} from '../errors.js'
 
 /** The largest file FAT32 can hold: 4 GiB − 1 byte. */
@@ -58,6 +58,7 @@ export async function detectFilesystem(dir: string): Promise<MediaFilesystem> {
   const real = await realpath(dir).catch(() => {
     throw usageError('NOT_FOUND', `${dir}: no such folder; mount the stick and give its folder`)
   })
+  if (!(await stat(real)).isDirectory()) throw usageError('NOT_A_FOLDER', `${dir} is a file, not a folder: give the folder where the stick is mounted (e.g. /media/usb)`)
   const info = await statfs(real)
   const mounts = parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8').catch(() => ''))
   const mount = mountOf(real, mounts) ?? {mountPoint: '/', type: 'unknown'}

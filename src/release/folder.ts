@@ -5,7 +5,7 @@ import {z} from 'zod'
 import {bundleFileName} from '../bundle/format.js'
 import {writeFileAtomic} from '../store/atomic-file.js'
 import {readJsonFile} from '../store/json-file.js'
-import {processAlive} from '../store/pid-lock.js'
+import {lockOwner} from '../store/pid-lock.js'
 import {Sha256Hex} from '../manifest/lock-format.js'
 
 /**
@@ -88,7 +88,7 @@ export async function sweepLeftovers(dir: string, index: ReleaseIndex | undefine
   for (const file of await readdir(dir)) {
     let drop = false
     if (file.startsWith('.') && (file.endsWith('.partial') || file.endsWith('.tmp'))) drop = true
-    else if (file.endsWith('.ferry.tar.lock')) drop = !ownerAlive(await readOwner(join(dir, file)))
+    else if (file.endsWith('.ferry.tar.lock')) drop = lockOwner(await readFile(join(dir, file), 'utf8').catch(() => '')) === undefined
     else if (name && file.startsWith(`${name}-`) && RELEASE_SUFFIXES.some((s) => file.endsWith(s)) && !listed.has(file)) {
       const ofPending = pendingVersion !== undefined && (file.startsWith(`${name}-${pendingVersion}.`) || file.startsWith(`${name}-${pendingVersion}-from-`))
       drop = !ofPending
@@ -98,12 +98,4 @@ export async function sweepLeftovers(dir: string, index: ReleaseIndex | undefine
     removed.push(file)
   }
   return removed
-}
-
-async function readOwner(path: string): Promise<number> {
-  return Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10)
-}
-
-function ownerAlive(pid: number): boolean {
-  return Number.isInteger(pid) && pid > 0 && processAlive(pid)
 }

@@ -1,4 +1,4 @@
-import {mkdir, readdir, rm} from 'node:fs/promises'
+import {readdir, rm} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {buildBundle} from '../bundle/build.js'
 import {loadBase} from '../bundle/delta.js'
@@ -8,10 +8,11 @@ import type {LockFile} from '../manifest/lock-format.js'
 import type {FetchOptions} from '../sources/http.js'
 import type {RegistryOptions} from '../sources/oci/registry-client.js'
 import type {BlobStore} from '../store/blob-store.js'
+import {makeFolder} from '../store/folder.js'
 import {acquirePidLock} from '../store/pid-lock.js'
 import {checkpoint} from '../device/testing.js'
 import type {Signer} from '../trust/sign.js'
-import {asLocalIoError, trustError, usageError} from '../errors.js'
+import {asLocalIoError, noSignerError, usageError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import type {ProgressListener} from '../progress.js'
 import {compareLocks, type Changes, writeChanges} from './changelog.js'
@@ -61,9 +62,9 @@ export interface ReleaseResult {
 export async function runRelease(opts: ReleaseOptions): Promise<ReleaseResult> {
   const dir = opts.dir
   const step = opts.onStep ?? (() => {})
-  if (opts.signers.length === 0) throw trustError('NO_SIGNER', 'a release must be signed: give --key FILE or --gpg-key FPR')
+  if (opts.signers.length === 0) throw noSignerError('a release')
   try {
-    await mkdir(dir, {recursive: true})
+    await makeFolder(dir, '--out')
   } catch (err) {
     throw asLocalIoError(err, `creating the release folder ${dir}`)
   }

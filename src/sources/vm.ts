@@ -73,7 +73,7 @@ export async function resolveVms(vms: VmImage[], ctx: ResolveContext): Promise<L
 async function trustedList(checksumUrl: string, signature: VmImage['signature'], ctx: ResolveContext): Promise<TrustedList> {
   const bytes = await ctx.fetchSmall(checksumUrl)
   if (!signature) return {text: bytes.toString('utf8'), proof: {verifiedBy: 'checksum-file', checksumUrl}}
-  const [sig, keys] = await Promise.all([ctx.fetchSmall(signature.url), readPublicKeys([resolve(ctx.manifestDir, signature.key)])])
+  const [sig, keys] = await Promise.all([ctx.fetchSmall(signature.url), readPublicKeys([resolve(ctx.manifestDir, signature.key)], 'the manifest\'s signature.key')])
   const result = await verifyDetached(new Uint8Array(bytes), new Uint8Array(sig), keys, {
     what: `signature ${signature.url} over checksum file ${checksumUrl} (key ${signature.key})`,
   })

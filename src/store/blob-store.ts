@@ -5,6 +5,7 @@ import type {Readable} from 'node:stream'
 import {mapPool} from '../sources/pool.js'
 import {asLocalIoError} from '../errors.js'
 import {fsyncFile} from './atomic-file.js'
+import {makeFolder} from './folder.js'
 import {type BlobExpectation, type BlobInfo, checkBlob} from './blob-check.js'
 import {BlobWriter} from './blob-writer.js'
 import {digestHex, sha256Of, toDigest} from './hashing.js'
@@ -72,6 +73,7 @@ export class BlobStore {
   init(): Promise<void> {
     this.ready ??= (async () => {
       try {
+        await makeFolder(this.root, 'the blob store (--store, $FERRY_STORE)')
         for (const dir of [this.blobDir, this.tmpDir, this.partials.dir, this.packs.dir]) await mkdir(dir, {recursive: true})
       } catch (err) {
         this.ready = undefined

@@ -9,6 +9,8 @@ import {remoteHash, returnSlab, takeSlab, type RemoteHash} from './hash-pool.js'
  */
 const SLAB_BYTES = 512 << 10
 const SLABS = 2
+/** Chunking too: two threads take each slab (one hashes and writes, one cuts), so a few more keep both busy. */
+const CHUNKING_SLABS = 4
 
 export interface AppendOptions {
   /** refuse (SIZE_MISMATCH) as soon as the file would grow past this many bytes */
@@ -53,6 +55,8 @@ export class BlobWriter {
   private slabs: Slab[] = []
   /** set by `chunkWith`: the bytes are cut into chunks as they are hashed */
   private chunking?: ChunkParams
+  /** with `chunking`: cuts the same bytes into chunks on another thread, beside the hash */
+  private cutter?: RemoteHash
 
   private constructor(
     /** where the bytes are being written */
@@ -117,16 +121,25 @@ export class BlobWriter {
   chunkWith(params: ChunkParams): void {
     if (this.hash.size > 0) return
     this.chunking = params
-    this.hash.chunk(params)
+    this.cutter = this.newCutter()
+  }
+
+  /** A chunker on another thread than the hash: cutting costs more than hashing, and the two run side by side. */
+  private newCutter(): RemoteHash {
+    const cutter = remoteHash({apart: this.hash})
+    cutter.chunk(this.chunking!, {only: true})
+    return cutter
   }
 
   /** The bytes kept from before (a resumed download) are read back and hashed by the hash thread. */
   private async ensureHashed(): Promise<void> {
     if (this.hashed) return
-    await this.hash.updateFromFile(this.handle.fd, this.base, this.bytes).catch((err: Error & {code?: string}) => {
-      if (err.code) throw err
-      throw new Error(`${this.path} changed size while being read (${this.bytes} bytes expected): ${err.message}`)
-    })
+    const read = (hash: RemoteHash) =>
+      hash.updateFromFile(this.handle.fd, this.base, this.bytes).catch((err: Error & {code?: string}) => {
+        if (err.code) throw err
+        throw new Error(`${this.path} changed size while being read (${this.bytes} bytes expected): ${err.message}`)
+      })
+    await Promise.all([read(this.hash), this.cutter && read(this.cutter)])
     this.hashed = true
   }
 
@@ -148,8 +161,9 @@ export class BlobWriter {
         const at = written
         written += fill
         fill = 0
-        // hashed and written by the hash thread, in one step
-        const step = this.hash.updateAndWrite(view, this.handle.fd, this.base + at).catch((err: unknown) => {
+        // hashed and written by the hash thread, in one step (and cut into chunks on another)
+        const stored = this.hash.updateAndWrite(view, this.handle.fd, this.base + at)
+        const step = (this.cutter ? Promise.all([stored, this.cutter.update(view)]) : stored).catch((err: unknown) => {
           // The file no longer matches the hash: this writer can only be discarded.
           this.broken ??= (err as NodeJS.ErrnoException).code ? localWriteError(err, this.path) : err
           throw this.broken
@@ -161,7 +175,7 @@ export class BlobWriter {
           () => (done.free = true),
           () => (done.free = true),
         )
-        turn = (turn + 1) % SLABS
+        turn = (turn + 1) % (this.cutter ? CHUNKING_SLABS : SLABS)
         slab = this.slab(turn)
       }
       if (this.broken) throw this.broken
@@ -212,8 +226,9 @@ export class BlobWriter {
     if (this.broken) throw this.broken
     if (!this.region) await this.handle.truncate(0)
     this.hash.drop()
+    this.cutter?.drop()
     this.hash = remoteHash()
-    if (this.chunking) this.hash.chunk(this.chunking)
+    if (this.chunking) this.cutter = this.newCutter()
     this.bytes = 0
     this.hashed = true
   }
@@ -225,7 +240,7 @@ export class BlobWriter {
   async finish(): Promise<{digest: string; size: number; chunks?: Buffer}> {
     if (this.broken) throw this.broken
     await this.ensureHashed()
-    const digest = await this.hash.digest()
+    const [digest] = await Promise.all([this.hash.digest(), this.cutter?.digest()])
     try {
       if (this.durable) await this.handle.sync()
       await this.handle.close()
@@ -234,7 +249,7 @@ export class BlobWriter {
     } finally {
       this.release()
     }
-    const chunks = this.hash.records
+    const chunks = this.cutter?.records
     return chunks ? {digest, size: this.size, chunks} : {digest, size: this.size}
   }
 
@@ -242,6 +257,7 @@ export class BlobWriter {
   async close(): Promise<void> {
     await Promise.all(this.slabs.map((s) => s.busy)).catch(() => undefined)
     this.hash.drop()
+    this.cutter?.drop()
     this.release()
     await this.handle.close().catch(() => undefined)
   }

@@ -17,7 +17,8 @@ const {createHash} = require('node:crypto')
 const {readSync, writeSync} = require('node:fs')
 ${CHUNKER_SOURCE}
 const hashes = new Map()
-// hashes that also cut their bytes into chunks (a chunked artifact downloading): id -> {chunker, parts}
+// hashes that also cut their bytes into chunks (a chunked artifact downloading): id -> {chunker, parts, only}
+// (only: cut without hashing the whole, the whole being hashed on another thread meanwhile)
 const chunkers = new Map()
 let chunk
 function hashOf(id) {
@@ -27,6 +28,7 @@ function hashOf(id) {
 }
 function feed(id, view) {
   const c = chunkers.get(id)
+  if (!c || !c.only) hashOf(id).update(view)
   if (!c) return
   const done = c.chunker.push(view)
   if (done.length) c.parts.push(done)
@@ -35,7 +37,6 @@ parentPort.on('message', (m) => {
   try {
     if (m.op === 'update') {
       const view = new Uint8Array(m.buffer, m.offset, m.length)
-      hashOf(m.id).update(view)
       feed(m.id, view)
       // and written at its place, from this thread: no thread-pool hop, one writer per file
       if (m.fd !== undefined) {
@@ -48,22 +49,28 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ticket: m.ticket})
     } else if (m.op === 'file') {
       // read here, in pieces that stay in the core's cache, then hashed: no round trip per piece
-      const hash = hashOf(m.id)
       chunk ??= Buffer.allocUnsafe(256 * 1024)
       let left = m.length
       let at = m.position
       while (left > 0) {
         const n = readSync(m.fd, chunk, 0, Math.min(chunk.length, left), at)
         if (n === 0) throw new Error('the file ends ' + left + ' bytes early')
-        const piece = n === chunk.length ? chunk : chunk.subarray(0, n)
-        hash.update(piece)
-        feed(m.id, piece)
+        feed(m.id, n === chunk.length ? chunk : chunk.subarray(0, n))
         left -= n
         at += n
       }
       parentPort.postMessage({ticket: m.ticket})
+    } else if (m.op === 'check') {
+      // consecutive chunks of a slab against their sha256s: the index of the first that differs, or -1
+      let at = m.offset
+      let bad = -1
+      for (let k = 0; k < m.lengths.length && bad < 0; at += m.lengths[k++]) {
+        const got = createHash('sha256').update(new Uint8Array(m.buffer, at, m.lengths[k])).digest()
+        if (!got.equals(m.expect.subarray(k * 32, k * 32 + 32))) bad = k
+      }
+      parentPort.postMessage({ticket: m.ticket, bad})
     } else if (m.op === 'chunk') {
-      chunkers.set(m.id, {chunker: makeChunker(m.params, createHash), parts: []})
+      chunkers.set(m.id, {chunker: makeChunker(m.params, createHash), parts: [], only: m.only})
     } else if (m.op === 'digest') {
       const hash = hashes.get(m.id) ?? createHash('sha256')
       hashes.delete(m.id)
@@ -85,6 +92,7 @@ parentPort.on('message', (m) => {
 
 interface Answer {
   ticket: number
+  bad?: number
   digest?: string
   records?: ArrayBuffer
   error?: string
@@ -152,7 +160,8 @@ export class RemoteHash {
   records?: Buffer
 
   constructor(
-    private readonly thread: HashThread,
+    /** the worker thread this hash runs on */
+    readonly thread: HashThread,
     /** how much of a thread this hash is expected to take (see `remoteHash`) */
     private readonly weight = 1,
   ) {
@@ -191,10 +200,22 @@ export class RemoteHash {
   /**
    * Also cuts the bytes into content-defined chunks (see chunks/chunker-source.ts) on the same
    * thread, as they are hashed: `records` holds them after `digest`. Only before any byte.
+   * `only`: cut without hashing the whole (another hash does that, on another thread).
    */
-  chunk(params: ChunkParams): void {
+  chunk(params: ChunkParams, options: {only?: boolean} = {}): void {
     if (this.size > 0) throw new Error('RemoteHash.chunk: bytes were hashed already')
-    this.thread.send({op: 'chunk', id: this.id, params: {...params}})
+    this.thread.send({op: 'chunk', id: this.id, params: {...params}, only: options.only === true})
+  }
+
+  /**
+   * Checks consecutive chunks of `view` (on a SharedArrayBuffer), of these lengths, against their
+   * sha256s (32 bytes each, in order), on this hash's thread; resolves with the position of the
+   * first that differs, or -1. Stands apart from the running hash.
+   */
+  async checkChunks(view: Uint8Array, lengths: number[], expect: Uint8Array): Promise<number> {
+    if (!(view.buffer instanceof SharedArrayBuffer)) throw new TypeError('RemoteHash.checkChunks takes views of a SharedArrayBuffer')
+    const answer = await this.thread.call({op: 'check', buffer: view.buffer, offset: view.byteOffset, lengths, expect}, ++tickets)
+    return answer.bad!
   }
 
   /** Finishes the hash: `sha256:<hex>`. Call once. */
@@ -223,12 +244,15 @@ export class RemoteHash {
 class HashPool {
   private threads?: HashThread[]
 
-  hasher(weight: number): RemoteHash {
-    // At least three, even on two cores: a long hash (an archive's) takes one, and the blobs that
-    // are hashed and written as they arrive still spread over two.
-    this.threads ??= Array.from({length: Math.min(4, Math.max(3, availableParallelism()))}, () => new HashThread())
-    let best = this.threads[0]
-    for (const t of this.threads) if (t.open < best.open) best = t
+  hasher(weight: number, apart?: HashThread): RemoteHash {
+    // One per core, two at least and four at most: a long hash (an archive's) takes one thread, the
+    // blobs hashed and written as they arrive the others (`apart`: not the thread given, e.g. the one
+    // that cuts the same bytes into chunks). A third thread on two cores runs no faster, and each
+    // thread is a whole JavaScript engine (about 10 MiB resident).
+    this.threads ??= Array.from({length: Math.min(4, Math.max(2, availableParallelism()))}, () => new HashThread())
+    const threads = this.threads.filter((t) => t !== apart)
+    let best = threads[0]
+    for (const t of threads) if (t.open < best.open) best = t
     return new RemoteHash(best, weight)
   }
 }
@@ -238,10 +262,11 @@ const pool = new HashPool()
 /**
  * A new sha256 on the least busy worker thread. `long`: a hash everything else waits for (a whole
  * archive, hashed in order while blobs are hashed as they arrive): it counts as a thread's full
- * load, so the other hashes go to other threads and never queue in front of it.
+ * load, so the other hashes go to other threads and never queue in front of it. `apart`: on
+ * another thread than that hash (the two run side by side over the same bytes).
  */
-export function remoteHash(options: {long?: boolean} = {}): RemoteHash {
-  return pool.hasher(options.long ? 64 : 1)
+export function remoteHash(options: {long?: boolean; apart?: RemoteHash} = {}): RemoteHash {
+  return pool.hasher(options.long ? 64 : 1, options.apart?.thread)
 }
 
 /** Reused SharedArrayBuffer-backed buffers, so that steady copying makes no garbage. */

@@ -1,7 +1,7 @@
 import {readFileSync, rmSync} from 'node:fs'
 import {open, readFile, rm} from 'node:fs/promises'
-import {FerryError} from '../errors.js'
 import {dirname} from 'node:path'
+import {FerryError} from '../errors.js'
 import {onForcedExit} from '../interrupt.js'
 import {syncDir} from './atomic-file.js'
 
@@ -56,23 +56,45 @@ export function bootId(): string {
   return boot
 }
 
-/**
- * The live process holding a lock file (`<pid> <boot id>`), else undefined: the file is missing or empty
- * (a kill between create and write), its pid is gone, or it was written before the last boot (a power
- * cut while it was held: its pid may belong to another process now).
- */
-export async function lockHolder(path: string): Promise<number | undefined> {
-  const [pidText, bootText] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/)
-  const pid = Number.parseInt(pidText ?? '', 10)
-  if (!Number.isInteger(pid) || pid <= 0) return undefined
-  if (bootText && bootId() && bootText !== bootId()) return undefined
-  return processAlive(pid) ? pid : undefined
+/** When the process with this pid started (Linux: field 22 of /proc/PID/stat), undefined where /proc cannot tell. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after "(comm)": state is field 3, starttime field 22
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] || undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
- * A lock file created with O_EXCL holding the owner's pid and the boot it runs in. A lock whose pid is
- * gone (the owner was killed) or that was written before the last boot (a power cut while it was held) is
- * broken, so neither kill -9 nor a pulled plug leaves things locked.
+ * The pid of the live process that holds a lock whose file says `text`, else undefined. A lock file
+ * holds `<pid>` and, since locks carry them, the boot it was taken in and the owner's start time
+ * (`<pid>\n<boot id> <start time>`). The lock is stale when the file is empty (a kill between create and
+ * write), its pid is gone, it was written in another boot (a power cut while it was held), or its pid
+ * now names another process (one that started later).
+ */
+export function lockOwner(text: string): number | undefined {
+  const [pidText, bootText, startText] = text.trim().split(/\s+/)
+  const pid = Number.parseInt(pidText ?? '', 10)
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return undefined
+  if (bootText && bootId() && bootText !== bootId()) return undefined
+  if (startText) {
+    const current = startTime(pid)
+    if (current !== undefined && current !== startText) return undefined
+  }
+  return pid
+}
+
+/** The live process holding the lock file at `path`, else undefined (see lockOwner). */
+export async function lockHolder(path: string): Promise<number | undefined> {
+  return lockOwner(await readFile(path, 'utf8').catch(() => ''))
+}
+
+/**
+ * A lock file created with O_EXCL holding the owner's pid, the boot it runs in and its start time. A
+ * lock whose owner is gone (killed), that was written before the last boot (a pulled plug) or whose pid
+ * another process took since is broken, so neither kill -9 nor a power cut leaves things locked.
  * A live owner → FerryError busy (exit 8).
  */
 export async function acquirePidLock(path: string, what: string): Promise<PidLock> {
@@ -80,7 +102,8 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
     try {
       const fh = await open(path, 'wx', 0o644)
       try {
-        await fh.writeFile(`${process.pid} ${bootId()}\n`.replace(' \n', '\n'))
+        const identity = [bootId(), startTime(process.pid)].filter(Boolean).join(' ')
+        await fh.writeFile(`${process.pid}\n${identity}\n`)
         await fh.close()
       } catch (err) {
         // A lock that could not say who holds it (a full disk) is not left behind.
@@ -107,7 +130,7 @@ export async function acquirePidLock(path: string, what: string): Promise<PidLoc
     if (owner !== undefined && owner !== process.pid) {
       throw new FerryError('busy', 'LOCKED', `${what} is busy: process ${owner} holds ${path}; wait for it to finish`)
     }
-    // Stale (owner gone, from before a reboot, or file empty from a kill between create and write): break it and retry.
+    // Stale: break it and retry.
     await rm(path, {force: true})
   }
   throw new FerryError('busy', 'LOCKED', `${what} is busy: could not take ${path}`)

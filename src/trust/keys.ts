@@ -3,6 +3,7 @@ import {open, readdir, readFile, stat, unlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import * as openpgp from 'openpgp'
 import type {Key, PublicKey} from 'openpgp'
+import {refuseFileAsFolder} from '../store/folder.js'
 import {FerryError} from '../errors.js'
 import {mkdirDurable, syncDir} from '../store/atomic-file.js'
 import {armorKinds, armoredBlocks, hexId, isArmored, reason} from './pgp-data.js'
@@ -75,6 +76,7 @@ export async function writeKeyPair(dir: string, name: string, pair: KeyPair): Pr
   if (!SAFE_NAME.test(name)) {
     throw new FerryError('usage', 'KEY_FILE_NAME', `"${name}" cannot be used as a file name: use letters, digits, ".", "_" and "-"`)
   }
+  await refuseFileAsFolder(dir, '--out')
   const publicPath = join(dir, `${name}.pub.asc`)
   const privatePath = join(dir, `${name}.key.asc`)
   for (const p of [publicPath, privatePath]) {
@@ -159,11 +161,20 @@ async function parseKeys(bytes: Buffer, path: string): Promise<Key[]> {
   }
 }
 
-/** The public keys in the given files; a private key file counts by its public part. */
-export async function readPublicKeys(paths: string[]): Promise<PublicKey[]> {
+/**
+ * The public keys in the given files. A private key is refused (KEY_IS_PRIVATE, exit 2): where a
+ * public key is expected, a secret one is a file copied to the wrong place. `what` names the flag or
+ * field the files came from.
+ */
+export async function readPublicKeys(paths: string[], what = '--key'): Promise<PublicKey[]> {
   const keys: PublicKey[] = []
   for (const path of paths) {
-    for (const key of await readKeyFile(path)) keys.push(key.isPrivate() ? key.toPublic() : key)
+    for (const key of await readKeyFile(path)) {
+      if (key.isPrivate()) {
+        throw new FerryError('usage', 'KEY_IS_PRIVATE', `${what} ${path} holds a private key; give its public key instead (the NAME.pub.asc beside it, or "gpg --armor --export FINGERPRINT"), and keep the private key off this path`)
+      }
+      keys.push(key)
+    }
   }
   return keys
 }

@@ -14,8 +14,9 @@ const load = (name: string) => JSON.parse(readFileSync(join(SCHEMA_DIR, name), '
 export function cyclonedx16(): (bom: unknown) => ErrorObject[] | null {
   const ajv = new Ajv({strict: false, allErrors: true})
   addFormats.default(ajv)
-  // URLs the SBOM writes are absolute: hold them to that rather than skipping the format
-  ajv.addFormat('iri-reference', (text: string) => URL.canParse(text))
+  // held to RFC 3987 rather than skipped: with a scheme, a URL that parses; without, a relative
+  // reference whose first segment has no ':' (so `host:5000/repo` is refused)
+  ajv.addFormat('iri-reference', (text: string) => (/^[a-z][a-z0-9+.-]*:/i.test(text) ? URL.canParse(text) : !/^[^/?#]*:/.test(text) && !/\s/.test(text)))
   ajv.addFormat('idn-email', /^[^@\s]+@[^@\s]+$/)
   for (const name of ['spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json', 'cryptography-defs.SNAPSHOT.schema.json']) ajv.addSchema(load(name), `http://cyclonedx.org/schema/${name}`)
   const validate = ajv.compile(load('bom-1.6.SNAPSHOT.schema.json'))

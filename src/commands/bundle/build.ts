@@ -63,7 +63,7 @@ VM images (and files with "delta: chunks") are cut into content-defined chunks; 
     const shipped = built.manifest.artifacts.filter((a) => !isBundleDocument(a))
     const documents = built.manifest.artifacts.filter(isBundleDocument)
     this.say(`built ${built.path}`)
-    this.say(`  ${shipped.length} artifacts, ${formatBytes(built.size)}, sha256 ${built.sha256}; SBOM and provenance inside (ferry bundle sbom / provenance)`)
+    this.say(`  ${shipped.length} artifacts, ${formatBytes(built.size)}; sha256 of the file ${built.sha256} (as sha256sum prints it); SBOM and provenance inside (ferry bundle sbom / provenance)`)
     if (built.reused) this.say('  unchanged since an earlier build of this lock: linked from the store, not written again')
     if (since) this.say(`  delta from ${since.name} ${since.version}: ${built.manifest.omitted?.length ?? 0} blob(s) left out (the base has them)`)
     for (const c of built.chunked.filter((x) => x.carried !== 'omitted')) {

@@ -10,7 +10,7 @@ import {formatBytes} from '../../format.js'
 export default class BundleInspect extends BaseCommand {
   static summary = 'Show what a bundle carries, without reading all of it.'
 
-  static description = `Reads bundle.json and its signature from the head of the bundle and shows name, version, created, expires, the signers' key fingerprints and every artifact. Fast on any size. With --key, the signature is also checked; the blobs are not (use "ferry bundle verify").`
+  static description = `Reads bundle.json and its signature from the head of the bundle and shows name, version, created, expires, the signers' key fingerprints and every artifact with its version (k3s and Kubernetes releases, an image's tag), size and sha256 (an image's: its manifest digest). Fast on any size. With --key, the signature is also checked; the blobs are not (use "ferry bundle verify").`
 
   static examples = [
     '<%= config.bin %> bundle inspect bundles/edge-site-2026.11.0.ferry.tar',

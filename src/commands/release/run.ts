@@ -9,7 +9,7 @@ import {formatBytes} from '../../format.js'
 export default class ReleaseRun extends BaseCommand {
   static summary = 'Make this month\'s release in a release folder, only when something changed upstream.'
 
-  static description = `The whole monthly job in one command, safe to run unattended. It takes the folder's lock (another live run: exit 8; a lock left by a killed run is broken), resolves the manifest afresh (k3s channels, image tags, "version: auto"), and when every artifact equals the last release's it reports "changed: false", exits 0 and writes nothing.
+  static description = `The whole monthly job in one command, safe to run unattended. It takes the folder's lock (another live run: exit 8; a lock left by a killed run, or before a reboot, is broken), resolves the manifest afresh (k3s channels, image tags, "version: auto"), and when every artifact equals the last release's it reports "changed: false", exits 0 and writes nothing.
 
 Otherwise it saves the resolved lock in the folder (pending.lock.json), builds the full bundle, a delta from each of the last --deltas releases (those --keep leaves), and a changelog (<name>-<version>.changes.md for people, .changes.json for scripts: each artifact added, removed or changed with old and new version, ref, digest and size, and each delta's size), records the release in releases.json (written last, atomically), then keeps the newest --keep full releases and drops every delta whose base or target went.
 
@@ -39,7 +39,7 @@ Otherwise it saves the resolved lock in the folder (pending.lock.json), builds t
 
   async run() {
     const {args, flags} = await this.parse(ReleaseRun)
-    const signers = await signersFrom(flags)
+    const signers = await signersFrom(flags, 'a release')
     const store = new BlobStore(BlobStore.defaultRoot(flags.store))
     this.onInterrupt(() => `no release was recorded and the releases in ${flags.out} are untouched; the resolved lock (pending.lock.json, once saved) and the downloads in the store ${store.root} are kept: run the same command again to finish this release`)
     const result = await runRelease({

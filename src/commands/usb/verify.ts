@@ -18,7 +18,7 @@ export default class UsbVerify extends BaseCommand {
   async run() {
     const {args} = await this.parse(UsbVerify)
     const results = await verifyMedia(args.dir, args.bundle, this.progress())
-    for (const r of results) this.say(`OK ${r.bundle}: ${r.name} ${r.version}, ${r.parts.length} part(s), ${formatBytes(r.size)}${r.sha256 ? `, sha256 ${r.sha256.replace(/^sha256:/, '')}` : ''}`)
+    for (const r of results) this.say(`OK ${r.bundle}: ${r.name} ${r.version}, ${r.parts.length} part(s), ${formatBytes(r.size)}${r.sha256 ? `; sha256 of the bundle file ${r.sha256.replace(/^sha256:/, '')}` : ''}`)
     return {dir: args.dir, bundles: results}
   }
 }

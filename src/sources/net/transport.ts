@@ -2,6 +2,7 @@ import {STATUS_CODES} from 'node:http'
 import type {Agent, Dispatcher, ProxyAgent} from 'undici'
 import {interruption} from '../../interrupt.js'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net-errors.js'
+import {bodyBytesRead} from './read-buffers.js'
 import {proxyFlagInForce, proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
 
 /**
@@ -193,7 +194,10 @@ function answerOf(res: Dispatcher.ResponseData, url: string, proxy: URL | undefi
     },
     body: (async function* () {
       try {
-        for await (const chunk of body) yield chunk as Buffer
+        for await (const chunk of body) {
+          bodyBytesRead((chunk as Buffer).length)
+          yield chunk as Buffer
+        }
       } catch (err) {
         throw explain(err, proxy)
       }

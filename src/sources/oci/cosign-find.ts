@@ -39,7 +39,7 @@ function at(pool: RegistryPool, ref: RegistryReference, reference: {tag?: string
   return pool.source({...ref, tag: reference.tag, digest: reference.digest})
 }
 
-async function readManifest(source: ImageSource, desc?: Descriptor): Promise<FetchedDocument | undefined> {
+export async function readManifest(source: ImageSource, desc?: Descriptor): Promise<FetchedDocument | undefined> {
   try {
     return desc ? await source.document(desc) : await source.root()
   } catch (err) {
@@ -85,7 +85,7 @@ export async function signatureBlobs(doc: ManifestJson, wanted: string, read: (d
 const blobsOf = (source: ImageSource, doc: ManifestJson, wanted: string) => signatureBlobs(doc, wanted, (d) => source.config(d))
 
 /** The descriptors of the image's referrers: the referrers API where the registry has it, else the fallback tag's index. */
-async function referrers(pool: RegistryPool, ref: RegistryReference, digest: string): Promise<{list: Array<Descriptor & {artifactType?: string}>; via: string}> {
+export async function referrers(pool: RegistryPool, ref: RegistryReference, digest: string): Promise<{list: Array<Descriptor & {artifactType?: string}>; via: string}> {
   const client = pool.client(ref.registry)
   const path = `/v2/${ref.repository}/referrers/${digest}`
   const res = await client.request(ref.repository, path, {headers: {Accept: MEDIA.ociIndex}})

@@ -8,6 +8,8 @@ import {ImageSources, manifestPlatform} from './image-source.js'
 import {bundleImageName, formatReference, formatSource, parseImageReference} from './reference.js'
 import type {RegistryOptions} from './registry-client.js'
 import {MEDIA} from './media-types.js'
+import {findSbomReferrers, readAttestation} from './sbom-referrers.js'
+import {attestationSignedBy} from '../../trust/attestation.js'
 
 /** An image to pin: its reference, and the cosign keys it must be signed by (any one), if any. */
 export interface ImageToPin {
@@ -59,11 +61,22 @@ export async function resolveImages(images: Array<string | ImageToPin>, platform
     }
     const name = bundleImageName(ref)
     let cosign: CosignProof | undefined
+    let imageKey: CosignKey | undefined
     if (keys?.length && ref.transport === 'registry') {
       // The signature is on the digest the reference names now (an index's for a multi-arch image).
       const {key, signature} = await checkImageSignature(sources.registries, ref, source.name, root.digest, keys)
+      imageKey = key
       const m = signature.manifest
       cosign = {key: key.fingerprint, keyFile: key.file, publicKey: key.pem, form: signature.form, via: signature.via, manifest: {mediaType: m.mediaType || MEDIA.ociManifest, digest: m.digest, size: m.bytes.length}}
+    }
+    // SBOMs the registry holds for the image (referrers, attestations), pinned now so that every build carries the same
+    const sboms = ref.transport === 'registry' ? await findSbomReferrers(sources.registries, ref, root.digest) : []
+    // an attestation signed by the key that signed the image says so (others travel as the registry had them)
+    if (imageKey && ref.transport === 'registry') {
+      for (const s of sboms) {
+        const envelope = await readAttestation(sources.registries, ref, s)
+        if (envelope && attestationSignedBy(imageKey, root.digest, envelope)) s.key = imageKey.fingerprint
+      }
     }
     opts.onProgress?.({phase: 'resolve', item: name, done: ++done, total: images.length, unit: images.length === 1 ? 'image' : 'images'})
     return {
@@ -78,6 +91,7 @@ export async function resolveImages(images: Array<string | ImageToPin>, platform
       imageSize: size,
       upstream: cosign ? {verifiedBy: 'cosign' as const, key: cosign.key} : {verifiedBy: 'registry' as const},
       ...(cosign ? {cosign} : {}),
+      ...(sboms.length ? {sboms} : {}),
     }
   })
 }

@@ -1,3 +1,4 @@
+// "Did you mean": the closest known name to a misspelt command, flag or manifest field.
 /** Edit distance (insert, delete, substitute, swap of neighbours), for "did you mean". */
 export function editDistance(a: string, b: string): number {
   const rows: number[][] = Array.from({length: a.length + 1}, (_, i) => [i, ...Array<number>(b.length).fill(0)])
