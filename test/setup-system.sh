@@ -6,7 +6,7 @@ declare -A need=(
   [containerd]=containerd [docker-registry]=docker-registry [fusefat]=fusefat
   [mkfs.vfat]=dosfstools [mkfs.exfat]=exfatprogs [openssl]=openssl [curl]=curl [tinyproxy]=tinyproxy
   [fusermount]=fuse [mkfs.ext4]=e2fsprogs [pgrep]=procps [python3]=python3 [script]=bsdutils [strace]=strace
-  [casync]=casync
+  [casync]=casync [gcc]=gcc
 )
 missing=()
 for cmd in "${!need[@]}"; do

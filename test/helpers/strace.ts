@@ -63,7 +63,7 @@ function fdPath(arg: string): string | undefined {
   return /<([^>]*)>$/.exec(arg.trim())?.[1]
 }
 
-function splitArgs(text: string): string[] {
+export function splitArgs(text: string): string[] {
   const out: string[] = []
   let depth = 0
   let quoted = false
