@@ -3,34 +3,19 @@
 // no collection comes until some 64 MiB of such buffers have piled up, long after each was
 // copied out and dropped. A young-generation collection every few MiB of body read frees them
 // while they are still young (well under a millisecond each), which keeps a build's peak memory
-// flat instead of tens of MiB above it.
-import {setFlagsFromString} from 'node:v8'
-import {runInNewContext} from 'node:vm'
+// flat instead of tens of MiB above it. (Bodies that go into the blob store are also collected
+// for there, by the blob writer; this covers every body, stored or not.)
+import {collectYoung} from '../../store/young-gc.js'
 
 /** Body bytes read between two young-generation collections. */
 const EVERY = 4 << 20
 
-type Collect = (options: {type: 'minor'}) => void
-let collect: Collect | null | undefined
 let since = 0
-
-function collector(): Collect | null {
-  if (collect === undefined) {
-    try {
-      // The flag takes effect for contexts made after it: this one only, Ferry's own stays as it was.
-      setFlagsFromString('--expose-gc')
-      collect = runInNewContext('gc') as Collect
-    } catch {
-      collect = null
-    }
-  }
-  return collect
-}
 
 /** Counts body bytes taken from a socket; now and then frees the read buffers already dropped. */
 export function bodyBytesRead(bytes: number): void {
   since += bytes
   if (since < EVERY) return
   since = 0
-  collector()?.({type: 'minor'})
+  collectYoung()
 }
