@@ -2,6 +2,7 @@ import {STATUS_CODES} from 'node:http'
 import type {Agent, Dispatcher, ProxyAgent} from 'undici'
 import {interruption} from '../../interrupt.js'
 import {IdleTimeout, ProxyFailure, RedirectError} from './net-errors.js'
+import {withBaselineParser} from './parser-tier.js'
 import {bodyBytesRead} from './read-buffers.js'
 import {proxyFlagInForce, proxyFor, proxySettings, type ProxySettings, redactProxy} from './proxy-env.js'
 
@@ -130,7 +131,7 @@ export class Transport {
     let res: Dispatcher.ResponseData
     try {
       // undici takes async iterables too (sent chunk by chunk, waiting for the socket to drain), though its types do not say so
-      res = await lib.request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal, headersTimeout: idle, bodyTimeout: idle})
+      res = await withBaselineParser(() => lib.request(target, {dispatcher, method, headers, body: body as Buffer | undefined, signal, headersTimeout: idle, bodyTimeout: idle}))
     } catch (err) {
       throw explain(err, proxy)
     }
