@@ -2,7 +2,6 @@
 // The repository has no project URL, so the build type and builder are URNs Ferry defines
 // (docs/provenance.md says what they mean); they change only with the meaning of the documents.
 import {createHash} from 'node:crypto'
-import {readFileSync} from 'node:fs'
 
 export const SBOM_MEDIA_TYPE = 'application/vnd.cyclonedx+json'
 export const PROVENANCE_MEDIA_TYPE = 'application/vnd.in-toto+json'
@@ -15,13 +14,7 @@ export const GENERATED_SOURCE = 'ferry:generated'
 export const BUILD_TYPE = 'urn:ferry:build-type:bundle:v1'
 export const BUILDER_ID = 'urn:ferry:builder:ferry-cli'
 
-export const FERRY_VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {version?: string}).version ?? '0'
-  } catch {
-    return '0'
-  }
-})()
+export {FERRY_VERSION} from '../version.js'
 
 /** RFC 4122 URL namespace: a name-based (v5) UUID of a URN. */
 const URL_NAMESPACE = Buffer.from('6ba7b8119dad11d180b400c04fd430c8', 'hex')

@@ -1,4 +1,4 @@
-import {readFileSync} from 'node:fs'
+import {FERRY_VERSION} from '../version.js'
 import type {BlobStore} from '../store/blob-store.js'
 import type {BlobWriter} from '../store/blob-writer.js'
 import type {ChunkParams} from '../chunks/params.js'
@@ -44,14 +44,6 @@ const MAX_REDIRECTS = 10
 /** Progress events at most once per this many bytes: drawing is not free. */
 const PROGRESS_STEP = 1 << 20
 
-const VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {version?: string}).version ?? '0'
-  } catch {
-    return '0'
-  }
-})()
-
 function checkUrl(url: string): void {
   let parsed: URL
   try {
@@ -66,7 +58,7 @@ function checkUrl(url: string): void {
 
 function requestHeaders(extra: Record<string, string>, opts: FetchOptions): Record<string, string> {
   return {
-    'User-Agent': opts.userAgent ?? `ferry/${VERSION}`,
+    'User-Agent': opts.userAgent ?? `ferry/${FERRY_VERSION}`,
     // Bytes exactly as stored upstream: their digest is what was locked, and ranges count them.
     'Accept-Encoding': 'identity',
     ...opts.headers,
